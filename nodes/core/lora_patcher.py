@@ -1,0 +1,251 @@
+"""Applying a stack of LoRAs to the DiT on the device where its weights live.
+
+A stack is a list of (LoraDescription, strength). `prepare_stack` turns it into per-target tensors on the device
+(validated as a whole before any weight is touched). Then either
+- `WeightMerger` merges them into the weights: one fused `addmm` per row segment in the weight's dtype (fp32
+  accumulation, one rounding). The backup is exact: when device memory allows, the merged weight is written to a
+  new tensor and the original tensor itself is kept (restore = handing it back, no copy, no subtraction);
+  otherwise the original is copied to pinned host memory first and the merge runs in place.
+- `RuntimeLora` leaves the weights untouched and adds scale * up(down(x)) after each targeted linear, with the
+  add fused into the up GEMM (`addmm_` into the output's row slice).
+
+Per target the factors of every LoRA are cut at common row boundaries (fused qkv: q | k | v) and concatenated
+along the rank, so any number of stacked LoRAs costs one down GEMM and one up GEMM per row segment.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from .safetensors_file import ModelFileError
+
+MERGEABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@dataclass
+class Segment:
+    """Rows [start, end) of the target get up @ down[col_start:col_end] added (scale folded into up)."""
+    start: int
+    end: int
+    col_start: int
+    col_end: int
+    up: torch.Tensor
+
+
+@dataclass
+class PreparedTarget:
+    down: torch.Tensor  # [total rank, in]
+    segments: list
+
+    def to(self, dtype, device):
+        return PreparedTarget(self.down.to(device, dtype),
+                              [Segment(s.start, s.end, s.col_start, s.col_end, s.up.to(device, dtype))
+                               for s in self.segments])
+
+
+def stack_targets(stack):
+    """{target module: [(factor, scale, description)]} over the whole stack; strength 0 entries drop out."""
+    pieces = {}
+    for description, strength in stack:
+        if strength == 0:
+            continue
+        for module, factors in description.targets.items():
+            for f in factors:
+                scale = strength * f.alpha_over_rank / description.default_strength
+                pieces.setdefault(module, []).append((f, scale, description))
+    return pieces
+
+
+def prepare_stack(stack, weights, dtype=None):
+    """Validate a stack against `weights` ({module name: weight tensor}) and build its device tensors.
+
+    `dtype` None means each target's own weight dtype (merge); a dtype is the compute dtype (runtime).
+    Raises ModelFileError naming the file before anything is changed.
+    """
+    prepared, finite_flags, sources = {}, [], []
+    for module, pieces in stack_targets(stack).items():
+        weight = weights.get(module)
+        first_file = pieces[0][2].path
+        if weight is None:
+            raise ModelFileError(first_file, f"target {module} does not exist in this model")
+        if weight.dim() != 2:
+            raise ModelFileError(first_file, f"target {module} is not a linear weight")
+        out_features, in_features = weight.shape
+        for f, _, description in pieces:
+            rows = f.up.shape[0] * f.slices
+            if f.down.shape[1] != in_features or rows != out_features:
+                raise ModelFileError(description.path,
+                                     f"module {module}: LoRA shape (in {f.down.shape[1]}, out {rows}) does not fit "
+                                     f"the weight {list(weight.shape)}")
+        target = _build_target(pieces, out_features, dtype or weight.dtype, weight.device)
+        finite_flags.append(torch.stack([torch.isfinite(t).all().cpu() for t in
+                                         (target.down, *(s.up for s in target.segments))]).all())
+        sources.append((module, pieces))
+        prepared[module] = target
+    if finite_flags:
+        bad = torch.stack(finite_flags).logical_not().nonzero().flatten().tolist()  # one sync for the stack
+        if bad:
+            module, pieces = sources[bad[0]]
+            files = ", ".join(sorted({p[2].path for p in pieces}))
+            raise ModelFileError(files, f"module {module}: the scaled LoRA has NaN or Inf values in "
+                                        f"{prepared[module].down.dtype} (strength too large?)")
+    return prepared
+
+
+def _build_target(pieces, out_features, dtype, device):
+    spans = [(f.rows or (0, out_features)) for f, _, _ in pieces]
+    order = sorted(range(len(pieces)), key=lambda i: spans[i])
+    pieces, spans = [pieces[i] for i in order], [spans[i] for i in order]
+    ranks = [f.down.shape[0] for f, _, _ in pieces]
+    offsets = [sum(ranks[:i]) for i in range(len(ranks))]
+    down = torch.cat([f.down.to(device, torch.float32) for f, _, _ in pieces]).to(dtype)
+    cuts = sorted({0, out_features, *(s for span in spans for s in span)})
+    segments = []
+    for a, b in zip(cuts, cuts[1:]):
+        covering = [i for i, (s, e) in enumerate(spans) if s <= a and b <= e]
+        if not covering:
+            continue
+        c0, c1 = offsets[covering[0]], offsets[covering[-1]] + ranks[covering[-1]]
+        up = torch.zeros(b - a, c1 - c0, device=device, dtype=torch.float32)
+        for i in covering:
+            f, scale, _ = pieces[i]
+            start = spans[i][0]
+            up[:, offsets[i] - c0:offsets[i] - c0 + ranks[i]] = f.up[a - start:b - start].to(device, torch.float32) * scale
+        segments.append(Segment(a, b, c0, c1, up.to(dtype)))
+    return PreparedTarget(down, segments)
+
+
+def write_merged(weight, target, out):
+    """out = weight + delta, one rounding per element. `out` may be `weight` itself (in place)."""
+    covered = 0
+    for seg in target.segments:
+        if out is not weight and seg.start > covered:
+            out[covered:seg.start].copy_(weight[covered:seg.start])
+        down = target.down[seg.col_start:seg.col_end]
+        if out is weight:
+            weight[seg.start:seg.end].addmm_(seg.up, down)
+        else:
+            torch.addmm(weight[seg.start:seg.end], seg.up, down, out=out[seg.start:seg.end])
+        covered = seg.end
+    if out is not weight and covered < weight.shape[0]:
+        out[covered:].copy_(weight[covered:])
+
+
+def linear_weights(root, names=None):
+    """{module name: weight tensor} of the linear-like modules of `root` (all, or `names`)."""
+    modules = dict(root.named_modules())
+    wanted = names if names is not None else [n for n, m in modules.items() if isinstance(getattr(m, "weight", None), torch.Tensor)]
+    return {n: modules[n].weight for n in wanted if n in modules and isinstance(getattr(modules[n], "weight", None), torch.Tensor)}
+
+
+class WeightMerger:
+    """Merges one prepared stack at a time into the weights of `root`; restore() gives the original bytes back."""
+
+    def __init__(self, root):
+        self.root = root
+        self.backups = {}  # module name -> (mode, tensor)
+        self.key = None
+
+    @property
+    def merged(self):
+        return bool(self.backups)
+
+    def merge(self, prepared, key=None, backup_on_device=None, progress=None, check_interrupt=None):
+        """Restore whatever is merged, then merge `prepared`. Any failure (an interrupt included) restores every
+        weight touched so far before the exception propagates."""
+        self.restore()
+        weights = linear_weights(self.root, list(prepared))
+        for name, w in weights.items():
+            if w.dtype not in MERGEABLE_DTYPES:
+                raise ValueError(f"cannot merge into {name}: weight dtype {w.dtype} (use runtime mode)")
+        if backup_on_device is None:
+            backup_on_device = backup_fits_on_device(weights.values())
+        try:
+            for i, (name, target) in enumerate(prepared.items()):
+                if check_interrupt is not None:
+                    check_interrupt()
+                self._merge_one(name, target, backup_on_device)
+                if progress is not None:
+                    progress(i + 1, len(prepared))
+        except BaseException:
+            self.restore()
+            raise
+        self.key = key
+
+    def _merge_one(self, name, target, backup_on_device):
+        param = self.root.get_submodule(name).weight
+        original = param.data
+        if backup_on_device:
+            merged = torch.empty_like(original)
+            write_merged(original, target, merged)
+            self.backups[name] = ("swap", original)
+            param.data = merged
+        else:
+            host = torch.empty(original.shape, dtype=original.dtype, device="cpu",
+                               pin_memory=original.device.type == "cuda")
+            host.copy_(original)
+            self.backups[name] = ("host", host)
+            write_merged(original, target, original)
+
+    def restore(self):
+        """Put the original weights back, bit for bit: the kept tensor itself, or a copy from host memory."""
+        for name, (mode, saved) in self.backups.items():
+            param = self.root.get_submodule(name).weight
+            if mode == "swap":
+                param.data = saved
+            else:
+                param.data.copy_(saved)
+        self.backups = {}
+        self.key = None
+
+
+def backup_fits_on_device(weights, reserve_bytes=1 << 30):
+    """Keeping originals on the device costs one extra copy of the targeted weights."""
+    weights = list(weights)
+    if not weights or weights[0].device.type != "cuda":
+        return True
+    need = sum(w.numel() * w.element_size() for w in weights)
+    free, _ = torch.cuda.mem_get_info(weights[0].device)
+    return need + reserve_bytes < free
+
+
+class RuntimeLora:
+    """Adds the stack in the forward of each targeted linear through a forward hook; weights stay untouched."""
+
+    def __init__(self, root, prepared):
+        self.root = root
+        self.prepared = prepared
+        self._cast = {}
+        self._handles = []
+
+    def attach(self):
+        self.detach()
+        for name in self.prepared:
+            module = self.root.get_submodule(name)
+            self._handles.append(module.register_forward_hook(self._hook_for(name)))
+        return self
+
+    def detach(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _target(self, name, dtype, device):
+        key = (name, dtype, device)
+        if key not in self._cast:
+            self._cast[key] = self.prepared[name].to(dtype, device)
+        return self._cast[key]
+
+    def _hook_for(self, name):
+        def hook(module, args, output):
+            x = args[0]
+            target = self._target(name, output.dtype, output.device)
+            add_low_rank(x.reshape(-1, x.shape[-1]).to(output.dtype), target, output.view(-1, output.shape[-1]))
+            return output
+        return hook
+
+
+def add_low_rank(x2d, target, y2d):
+    """y2d[:, rows] += (x2d @ down^T)[:, cols] @ up^T, each add fused into its GEMM."""
+    h = torch.mm(x2d, target.down.t())
+    for seg in target.segments:
+        y2d[:, seg.start:seg.end].addmm_(h[:, seg.col_start:seg.col_end], seg.up.t())
