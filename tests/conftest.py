@@ -4,6 +4,7 @@ ComfyUI has a top-level module called `nodes`, so the pack is never put on sys.p
 `longcat_pack.nodes.core...` and the pack's own modules use relative imports only.
 """
 import importlib.util
+import os
 import sys
 import types
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PACK_ROOT.parent / "shared"
+SHARED = Path(os.environ.get("LONGCAT_SHARED", PACK_ROOT.parent / "shared"))
 GOLDEN = SHARED / "golden"
 
 
@@ -33,3 +34,6 @@ def golden_dir():
     if not GOLDEN.is_dir():
         pytest.skip(f"shared golden vectors not found at {GOLDEN}")
     return GOLDEN
+
+
+pytest_plugins = ["comfy_fixtures"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import merge_kernel
 from .safetensors_file import ModelFileError
 
 MERGEABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -114,20 +115,25 @@ def _build_target(pieces, out_features, dtype, device):
     return PreparedTarget(down, segments)
 
 
-def write_merged(weight, target, out):
-    """out = weight + delta, one rounding per element. `out` may be `weight` itself (in place)."""
+def copy_uncovered_rows(weight, target, out):
+    """Rows of `weight` that no segment touches, copied to a separate `out`."""
     covered = 0
     for seg in target.segments:
-        if out is not weight and seg.start > covered:
+        if seg.start > covered:
             out[covered:seg.start].copy_(weight[covered:seg.start])
+        covered = seg.end
+    if covered < weight.shape[0]:
+        out[covered:].copy_(weight[covered:])
+
+
+def merge_segments(weight, target, out):
+    """out[rows] = weight[rows] + U @ D[cols] per segment with torch (one rounding); out may be weight."""
+    for seg in target.segments:
         down = target.down[seg.col_start:seg.col_end]
         if out is weight:
             weight[seg.start:seg.end].addmm_(seg.up, down)
         else:
             torch.addmm(weight[seg.start:seg.end], seg.up, down, out=out[seg.start:seg.end])
-        covered = seg.end
-    if out is not weight and covered < weight.shape[0]:
-        out[covered:].copy_(weight[covered:])
 
 
 def linear_weights(root, names=None):
@@ -142,7 +148,8 @@ class WeightMerger:
 
     def __init__(self, root):
         self.root = root
-        self.backups = {}  # module name -> (mode, tensor)
+        self.backups = {}  # module name -> (mode, tensor) of what is merged now
+        self.host_copies = {}  # module name -> pinned host copy of the base weight, kept across merges
         self.key = None
 
     @property
@@ -159,32 +166,41 @@ class WeightMerger:
                 raise ValueError(f"cannot merge into {name}: weight dtype {w.dtype} (use runtime mode)")
         if backup_on_device is None:
             backup_on_device = backup_fits_on_device(weights.values())
+        fused = all(merge_kernel.available(w) for w in weights.values()) and len({w.dtype for w in weights.values()}) == 1
+        swaps, kernel_merges = [], []
         try:
             for i, (name, target) in enumerate(prepared.items()):
                 if check_interrupt is not None:
                     check_interrupt()
-                self._merge_one(name, target, backup_on_device)
+                original = weights[name].data
+                if backup_on_device:  # the original tensor itself is the backup; the merge writes a new one
+                    out = torch.empty_like(original)
+                    swaps.append((name, original, out))
+                else:
+                    host = self.host_copies.get(name)
+                    if host is None or host.shape != original.shape or host.dtype != original.dtype:
+                        host = self.host_copies[name] = _host_copy(original)
+                    self.backups[name] = ("host", host)
+                    out = original
+                if out is not original:
+                    copy_uncovered_rows(original, target, out)
+                if fused:
+                    kernel_merges.append((original, target, out))
+                else:
+                    merge_segments(original, target, out)
+                    if progress is not None:
+                        progress(i + 1, len(prepared))
+            if fused:
+                merge_kernel.grouped_merge(kernel_merges)
                 if progress is not None:
-                    progress(i + 1, len(prepared))
+                    progress(len(prepared), len(prepared))
         except BaseException:
             self.restore()
             raise
-        self.key = key
-
-    def _merge_one(self, name, target, backup_on_device):
-        param = self.root.get_submodule(name).weight
-        original = param.data
-        if backup_on_device:
-            merged = torch.empty_like(original)
-            write_merged(original, target, merged)
+        for name, original, out in swaps:
+            self.root.get_submodule(name).weight.data = out
             self.backups[name] = ("swap", original)
-            param.data = merged
-        else:
-            host = torch.empty(original.shape, dtype=original.dtype, device="cpu",
-                               pin_memory=original.device.type == "cuda")
-            host.copy_(original)
-            self.backups[name] = ("host", host)
-            write_merged(original, target, original)
+        self.key = key
 
     def restore(self):
         """Put the original weights back, bit for bit: the kept tensor itself, or a copy from host memory."""
@@ -196,6 +212,16 @@ class WeightMerger:
                 param.data.copy_(saved)
         self.backups = {}
         self.key = None
+
+    def forget_host_copies(self):
+        """Drop the kept host copies (only valid while nothing but this merger changes the base weights)."""
+        self.restore()
+        self.host_copies = {}
+
+
+def _host_copy(tensor):
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=tensor.device.type == "cuda")
+    return host.copy_(tensor)
 
 
 def backup_fits_on_device(weights, reserve_bytes=1 << 30):
