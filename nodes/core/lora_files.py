@@ -70,6 +70,7 @@ class LoraDescription:
     skipped_modules: list = field(default_factory=list)  # known modules the model does not have
     dtype: str = ""
     size_bytes: int = 0
+    mtime: float = 0.0
     factor_count: int = 0
 
     @property
@@ -234,7 +235,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
         ranks=sorted(ranks), default_strength=common,
         exceptions={m: r for m, r in ratios.items() if r != common}, unmatched_keys=sorted(unmatched),
         skipped_modules=skipped, dtype=",".join(sorted({dtypes[g.down] for g in groups.values()})),
-        size_bytes=os.path.getsize(path), factor_count=factor_count)
+        size_bytes=os.path.getsize(path), mtime=os.path.getmtime(path), factor_count=factor_count)
 
 
 def read_lora(path, model_shapes=None):

@@ -56,10 +56,10 @@ def stack_targets(stack):
     return pieces
 
 
-def prepare_stack(stack, weights, dtype=None):
+def prepare_stack(stack, weights, dtype=None, device=None):
     """Validate a stack against `weights` ({module name: weight tensor}) and build its device tensors.
 
-    `dtype` None means each target's own weight dtype (merge); a dtype is the compute dtype (runtime).
+    `dtype`/`device` None mean each target weight's own (merge); runtime mode passes the compute dtype and device.
     Raises ModelFileError naming the file before anything is changed.
     """
     prepared, finite_flags, sources = {}, [], []
@@ -77,7 +77,7 @@ def prepare_stack(stack, weights, dtype=None):
                 raise ModelFileError(description.path,
                                      f"module {module}: LoRA shape (in {f.down.shape[1]}, out {rows}) does not fit "
                                      f"the weight {list(weight.shape)}")
-        target = _build_target(pieces, out_features, dtype or weight.dtype, weight.device)
+        target = _build_target(pieces, out_features, dtype or weight.dtype, device or weight.device)
         finite_flags.append(torch.stack([torch.isfinite(t).all().cpu() for t in
                                          (target.down, *(s.up for s in target.segments))]).all())
         sources.append((module, pieces))

@@ -1,0 +1,86 @@
+"""LongCat-Video registered with ComfyUI as a model family: config, BaseModel subclass and a streaming builder.
+
+Core cannot detect LongCat-Video, so this does what `comfy.sd.load_diffusion_model_state_dict` does, but streams
+the checkpoint tensor by tensor into the model's parameters (a 54 GB fp32 checkpoint never sits in RAM twice).
+"""
+import torch
+
+import comfy.conds
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management as mm
+import comfy.supported_models_base
+
+from .core.dit import LongCatDiT
+from .model_patcher import LongCatModelPatcher
+
+TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
+
+
+class LongCatComfyDiT(LongCatDiT):
+    """The DiT as ComfyUI's flow sampling calls it. The reference output is x0 - eps (its sampler negates it);
+    ComfyUI's CONST sampling wants the velocity eps - x0, so the sign flips here and nowhere else."""
+
+    def __init__(self, *args, dtype=None, **kwargs):
+        super().__init__(*args, dtype=dtype, **kwargs)
+        self.dtype = dtype  # BaseModel.get_dtype() reads it
+
+    def forward(self, x, timestep, context, control=None, transformer_options={}, **kwargs):
+        return -super().forward(x, timestep, context[:, :TEXT_TOKENS], transformer_options=transformer_options)
+
+
+class LongCatVideoModel(comfy.model_base.BaseModel):
+    def __init__(self, model_config, device=None):
+        super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
+
+    def extra_conds(self, **kwargs):
+        out = super().extra_conds(**kwargs)
+        cross_attn = kwargs.get("cross_attn", None)
+        if cross_attn is not None:  # CONDRegular: batching never pads text rows by repetition
+            out["c_crossattn"] = comfy.conds.CONDRegular(cross_attn)
+        return out
+
+
+class LongCatVideoConfig(comfy.supported_models_base.BASE):
+    unet_config = {}
+    unet_extra_config = {}
+    sampling_settings = {"shift": 12.0, "multiplier": 1000}
+    latent_format = comfy.latent_formats.Wan21
+    supported_inference_dtypes = [torch.bfloat16, torch.float16, torch.float32]
+    memory_usage_factor = 1.8
+
+    def __init__(self, unet_config):
+        super().__init__(unet_config)
+        self.memory_usage_factor = unet_config["hidden_size"] / 2222  # as core's Wan configs scale it
+
+    def get_model(self, state_dict, prefix="", device=None):
+        return LongCatVideoModel(self, device=device)
+
+
+def pick_dtypes(choice, parameters, stored_dtype):
+    """(weight dtype, manual cast dtype) the way core's diffusion-model loader chooses them."""
+    load_device = mm.get_torch_device()
+    supported = LongCatVideoConfig.supported_inference_dtypes
+    if choice == "default":
+        weight_dtype = mm.unet_dtype(model_params=parameters, supported_dtypes=supported, weight_dtype=stored_dtype)
+    else:
+        weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
+                        "fp8_e4m3fn": torch.float8_e4m3fn}[choice]
+    return weight_dtype, mm.unet_manual_cast(weight_dtype, load_device, supported)
+
+
+def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None):
+    """A LongCatModelPatcher around a LongCatVideoModel, its parameters filled from the streaming `checkpoint`."""
+    config = LongCatVideoConfig(dict(checkpoint.config))
+    config.set_inference_dtype(weight_dtype, manual_cast_dtype)
+    offload_device = mm.unet_offload_device()
+    model = config.get_model({}, "", device="meta")  # parameters without storage: no second copy in RAM
+    model.diffusion_model.to_empty(device=offload_device)
+    model.device = None
+    params = dict(model.diffusion_model.named_parameters())
+    with torch.no_grad():
+        for key, tensor in checkpoint:
+            params[key].copy_(tensor)
+            if check_interrupt is not None:
+                check_interrupt()
+    return LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)

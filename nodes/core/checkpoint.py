@@ -1,0 +1,180 @@
+"""Reading a LongCat-Video DiT checkpoint without ComfyUI.
+
+A checkpoint is a single `.safetensors` file or the reference `dit/` folder (shards plus
+`diffusion_pytorch_model.safetensors.index.json`). Everything is validated from the headers before a tensor is
+read: the files, the index, and the key layout against the model `dit_config_from_state_dict` describes. Tensors
+are then streamed shard by shard, one at a time, converted to the requested dtype as they come, so a 54 GB fp32
+checkpoint never sits in memory twice. Nothing is ever unpickled.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+from safetensors import safe_open
+
+from .dit import LongCatDiT, dit_config_from_state_dict
+from .safetensors_file import PICKLE_SUFFIXES, ModelFileError, read_safetensors_header
+
+INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+# Whole-model prefixes that other tools write (ComfyUI's model save uses the first).
+KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+LISTED_KEYS = 5
+
+
+class CheckpointError(ValueError):
+    """A DiT checkpoint that cannot be used; the message names the file or folder and the problem."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"LongCat DiT checkpoint {self.path}: {problem}")
+
+
+@dataclass
+class DitCheckpoint:
+    """A validated checkpoint. Iterating yields (model key, tensor) shard by shard, in on-disk order."""
+    path: str
+    shards: list  # [(file path, [stored key, ...] in data order)]
+    shapes: dict  # model key -> shape
+    config: dict  # LongCatDiT constructor arguments
+    prefix: str = ""  # stripped from every stored key
+    dtype: torch.dtype = None  # convert every tensor to this dtype; None keeps the stored dtype
+    progress: object = None  # callback(done, total), once per tensor
+
+    def __len__(self):
+        return len(self.shapes)
+
+    def __iter__(self):
+        done, total = 0, len(self)
+        for file, keys in self.shards:
+            try:
+                handle = safe_open(file, framework="pt", device="cpu")
+            except Exception as e:  # the safetensors library reports unreadable files with its own types
+                raise CheckpointError(file, f"cannot open ({e})") from e
+            with handle:
+                for key in keys:
+                    try:
+                        tensor = handle.get_tensor(key)
+                    except Exception as e:
+                        raise CheckpointError(file, f"cannot read tensor '{key}' ({e})") from e
+                    if self.dtype is not None:
+                        tensor = tensor.to(self.dtype)
+                    done += 1
+                    if self.progress is not None:
+                        self.progress(done, total)
+                    yield key[len(self.prefix):], tensor
+
+
+def open_dit_checkpoint(path, dtype=None, progress=None):
+    """Validate a DiT checkpoint (a `.safetensors` file or a sharded `dit/` folder) and return a DitCheckpoint.
+
+    Raises CheckpointError for a missing path, a file that is not safetensors or is corrupt or truncated, an
+    index naming absent shards, keys missing from or extra to the LongCat layout, or a model that is not a
+    LongCat DiT at all.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(path, "not found")
+    if path.lower().endswith(PICKLE_SUFFIXES):
+        raise CheckpointError(path, "pickled checkpoints are never loaded; use a .safetensors file")
+    files = _shard_files(path)
+    shards, shapes = [], {}
+    for file, index_keys in files:
+        header = _header(file)
+        absent = [k for k in index_keys if k not in header]
+        if absent:
+            raise CheckpointError(file, f"the index lists {_names(absent)} in this shard but it does not hold them")
+        twice = [k for k in header if k in shapes]
+        if twice:
+            raise CheckpointError(file, f"{_names(twice)} also stored in another shard")
+        keys = sorted(header, key=lambda k: header[k]["data_offsets"][0])
+        shapes.update((k, tuple(header[k]["shape"])) for k in keys)
+        shards.append((file, keys))
+
+    prefix = next((p for p in KEY_PREFIXES if shapes and all(k.startswith(p) for k in shapes)), "")
+    shapes = {k[len(prefix):]: s for k, s in shapes.items()}
+    config = _check_layout(path, shapes)
+    return DitCheckpoint(path, shards, shapes, config, prefix, dtype, progress)
+
+
+def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None):
+    """Build a LongCatDiT from a checkpoint, streaming each tensor into its parameter (default dtype: fp32)."""
+    dtype = dtype or torch.get_default_dtype()
+    ckpt = open_dit_checkpoint(path, dtype=dtype, progress=progress)
+    model = LongCatDiT(**ckpt.config, dtype=dtype, device="meta", operations=operations).to_empty(device=device)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, tensor in ckpt:
+            params[key].copy_(tensor)
+    return model
+
+
+def _shard_files(path):
+    """[(file, keys the index assigns to it)] for a file, a folder, or an index file."""
+    if os.path.isdir(path):
+        index = os.path.join(path, INDEX_NAME)
+        if os.path.isfile(index):
+            return _index_shards(index)
+        found = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
+        if len(found) != 1:
+            problem = "holds no .safetensors file" if not found else f"holds {len(found)} .safetensors files"
+            raise CheckpointError(path, f"{problem} and no {INDEX_NAME}")
+        return [(os.path.join(path, found[0]), [])]
+    if path.endswith(".index.json"):
+        return _index_shards(path)
+    return [(path, [])]
+
+
+def _index_shards(index):
+    try:
+        with open(index, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise CheckpointError(index, "not a valid safetensors index (JSON with a 'weight_map' object)") from None
+    folder = os.path.dirname(index)
+    by_file = {}
+    for key, file in weight_map.items():
+        by_file.setdefault(os.path.join(folder, file), []).append(key)
+    absent = [os.path.basename(f) for f in by_file if not os.path.isfile(f)]
+    if absent:
+        raise CheckpointError(index, f"names shard files that are missing: {', '.join(absent)}")
+    return list(by_file.items())
+
+
+def _header(file):
+    try:
+        header, _ = read_safetensors_header(file)
+    except ModelFileError as e:
+        raise CheckpointError(file, e.problem) from None
+    return header
+
+
+def _check_layout(path, shapes):
+    """The checkpoint's keys and shapes must be exactly those of the LongCatDiT its shapes describe."""
+    try:
+        config = dit_config_from_state_dict(shapes)
+        model = LongCatDiT(**config, device="meta")
+    except ValueError as e:
+        raise CheckpointError(path, str(e)) from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in shapes]
+    extra = [k for k in shapes if k not in expected]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} keys missing from the LongCat layout ({_names(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} keys not in the LongCat layout ({_names(extra)})")
+    wrong = [f"{k} {shapes[k]} (expected {s})" for k, s in expected.items() if k in shapes and shapes[k] != s]
+    if wrong:
+        problems.append(f"{len(wrong)} tensors with the wrong shape: {'; '.join(wrong[:LISTED_KEYS])}")
+    if problems:
+        raise CheckpointError(path, "; ".join(problems))
+    return config
+
+
+def _names(keys):
+    shown = ", ".join(keys[:LISTED_KEYS])
+    return shown + (f" and {len(keys) - LISTED_KEYS} more" if len(keys) > LISTED_KEYS else "")

@@ -1,0 +1,142 @@
+"""The LongCat MODEL: a ComfyUI ModelPatcher that carries a LoRA stack and applies it through the core patcher.
+
+Each clone carries its own stack (so two branches of one workflow hold different stacks on one loaded DiT); the
+patching state lives with the shared torch model, because the weights are shared. Whenever ComfyUI (re)loads,
+partially unloads or unpatches the model, `sync_loras` makes the weights hold exactly base + this clone's stack:
+- merge: the stack is merged on the device (core `WeightMerger`; originals kept, restore is exact);
+- runtime: forward hooks add the low-rank terms (offloaded, low-VRAM or fp8 weights).
+Before ComfyUI moves or restores weights itself, whatever we merged is restored first, so its own backups and
+moves only ever see the weights it patched.
+"""
+import logging
+
+import comfy.model_management as mm
+import comfy.model_patcher
+
+from .core.lora_patcher import MERGEABLE_DTYPES, RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, \
+    prepare_stack
+
+MODES = ("auto", "merge", "runtime")
+PREPARED_CACHE_SIZE = 2  # distill and refinement stacks stay on the device: switching costs one merge
+log = logging.getLogger("longcat")
+
+
+class LoraState:
+    """What is applied to one torch model right now, shared by every clone of its patcher."""
+
+    def __init__(self, diffusion_model):
+        self.merger = WeightMerger(diffusion_model)
+        self.runtime = None
+        self.applied = None  # (stack key, mode)
+        self.prepared = {}  # (stack key, dtype or None, device) -> prepared stack, most recent last
+
+    def prepared_for(self, key, stack, weights, dtype, device):
+        cache_key = (key, dtype, device)
+        if cache_key not in self.prepared:
+            self.prepared[cache_key] = prepare_stack(stack, weights, dtype=dtype, device=device)
+            while len(self.prepared) > PREPARED_CACHE_SIZE:
+                self.prepared.pop(next(iter(self.prepared)))
+        else:
+            self.prepared[cache_key] = self.prepared.pop(cache_key)
+        return self.prepared[cache_key]
+
+    def clear(self):
+        """Back to the plain weights: restore merged ones, remove hooks."""
+        self.merger.restore()
+        if self.runtime is not None:
+            self.runtime.detach()
+            self.runtime = None
+        self.applied = None
+
+
+def stack_key(stack):
+    return tuple((description.path, description.size_bytes, description.mtime, float(strength))
+                 for description, strength in stack)
+
+
+class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
+    longcat_loras = ()  # ((LoraDescription, strength), ...)
+    longcat_mode = "auto"
+
+    def clone(self, *args, **kwargs):
+        n = super().clone(*args, **kwargs)
+        n.longcat_loras = self.longcat_loras
+        n.longcat_mode = self.longcat_mode
+        return n
+
+    def clone_has_same_weights(self, clone):
+        return (super().clone_has_same_weights(clone) and
+                stack_key(self.longcat_loras) == stack_key(getattr(clone, "longcat_loras", ())))
+
+    def with_lora(self, description, strength, mode):
+        """A clone whose stack has one more LoRA; the model itself is not touched until ComfyUI loads it."""
+        n = self.clone()
+        n.longcat_loras = self.longcat_loras + ((description, strength),)
+        n.longcat_mode = mode
+        return n
+
+    # ComfyUI lifecycle
+    def patch_model(self, *args, **kwargs):
+        result = super().patch_model(*args, **kwargs)
+        self.sync_loras()
+        return result
+
+    def load(self, *args, **kwargs):
+        self.lora_state().clear()  # ComfyUI may move modules: never with our merged weights in them
+        super().load(*args, **kwargs)
+        self.sync_loras()
+
+    def partially_unload(self, *args, **kwargs):
+        self.lora_state().clear()
+        freed = super().partially_unload(*args, **kwargs)
+        self.sync_loras()
+        return freed
+
+    def unpatch_model(self, device_to=None, unpatch_weights=True):
+        if unpatch_weights:
+            self.lora_state().clear()
+        return super().unpatch_model(device_to, unpatch_weights)
+
+    # Our part
+    def lora_state(self):
+        model = self.model
+        if not hasattr(model, "longcat_lora_state"):
+            model.longcat_lora_state = LoraState(model.diffusion_model)
+        return model.longcat_lora_state
+
+    def choose_mode(self, weights):
+        if self.longcat_mode == "runtime":
+            return "runtime"
+        mergeable = (not self.model.model_lowvram and
+                     all(w.device == self.load_device and w.dtype in MERGEABLE_DTYPES for w in weights.values()))
+        if self.longcat_mode == "merge" and not mergeable:
+            log.warning("LongCat LoRA: merge asked for, but the weights are offloaded, partially loaded or fp8; "
+                        "applying the stack at run time instead")
+        return "merge" if mergeable else "runtime"
+
+    def sync_loras(self):
+        """Make the weights hold base + this clone's stack (merged or at run time), changing nothing if they do."""
+        state = self.lora_state()
+        if not self.longcat_loras:
+            if state.applied is not None:
+                state.clear()
+            return
+        targets = sorted({m for description, _ in self.longcat_loras for m in description.targets})
+        weights = linear_weights(self.model.diffusion_model, targets)
+        if any(w.device != self.load_device for w in weights.values()) and not self.model.model_lowvram:
+            return  # not loaded yet: load() calls back once the weights are on the device
+        mode = self.choose_mode(weights)
+        key = stack_key(self.longcat_loras)
+        if state.applied == (key, mode):
+            return
+        state.clear()
+        if mode == "merge":
+            prepared = state.prepared_for(key, self.longcat_loras, weights, None, self.load_device)
+            on_device = backup_fits_on_device(weights.values(), reserve_bytes=mm.minimum_inference_memory())
+            state.merger.merge(prepared, key=key, backup_on_device=on_device,
+                               check_interrupt=mm.throw_exception_if_processing_interrupted)
+        else:
+            compute_dtype = self.model.manual_cast_dtype or self.model.get_dtype()
+            prepared = state.prepared_for(key, self.longcat_loras, weights, compute_dtype, self.load_device)
+            state.runtime = RuntimeLora(self.model.diffusion_model, prepared).attach()
+        state.applied = (key, mode)

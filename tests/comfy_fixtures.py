@@ -1,0 +1,74 @@
+"""Session fixtures: one real ComfyUI server with this pack installed and tiny model files of every kind."""
+import json
+import shutil
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from comfyui_harness import ComfyServer, find_comfyui
+from conftest import GOLDEN
+
+TINY_TEXT_CHANNELS = 256
+
+
+def write_sharded(sd, folder, shards=3):
+    """The reference dit/ layout: diffusion_pytorch_model-0000i-of-0000n.safetensors + index.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = sorted(sd)
+    weight_map = {}
+    for i in range(shards):
+        name = f"diffusion_pytorch_model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: sd[k].contiguous() for k in keys[i::shards]}
+        save_file(part, str(folder / name))
+        weight_map.update({k: name for k in part})
+    (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    return folder
+
+
+def write_text_embeddings(path, tokens, seed):
+    g = torch.Generator().manual_seed(seed)
+    save_file({"text_embeds": torch.randn(tokens, TINY_TEXT_CHANNELS, generator=g)}, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def comfyui_root():
+    root = find_comfyui()
+    if root is None:
+        message = ("ComfyUI NOT FOUND: integration tests skipped. Set COMFYUI_PATH to a ComfyUI checkout (with its "
+                   "requirements installed), install this pack into ComfyUI/custom_nodes, or put ComfyUI at ~/ComfyUI.")
+        warnings.warn(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfyui_root, tmp_path_factory):
+    server = ComfyServer(comfyui_root, tmp_path_factory.mktemp("comfyui"))
+    populate_models(server)
+    server.start()
+    yield server
+    server.stop()
+
+
+def populate_models(server):
+    dit = server.models("diffusion_models")
+    dit.mkdir(parents=True, exist_ok=True)
+    shutil.copy(GOLDEN / "tiny_dit.safetensors", dit / "longcat_tiny.safetensors")
+    sd = load_file(str(GOLDEN / "tiny_dit.safetensors"))
+    write_sharded(sd, dit / "longcat_tiny_sharded")
+    data = (GOLDEN / "tiny_dit.safetensors").read_bytes()
+    (dit / "broken_truncated.safetensors").write_bytes(data[: len(data) // 3])
+    other = {k: v for k, v in sd.items() if k != "blocks.1.attn.proj.weight"}
+    save_file(other, str(dit / "missing_block.safetensors"))
+    loras = server.models("loras")
+    loras.mkdir(parents=True, exist_ok=True)
+    for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
+        shutil.copy(GOLDEN / name, loras / name)
+    emb = server.models("text_embeddings")
+    emb.mkdir(parents=True, exist_ok=True)
+    write_text_embeddings(emb / "tiny_prompt.safetensors", 7, seed=1)
+    write_text_embeddings(emb / "tiny_negative.safetensors", 3, seed=2)

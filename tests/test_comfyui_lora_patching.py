@@ -1,0 +1,180 @@
+"""Apply LongCat LoRA inside real ComfyUI model management (in-process, CPU): golden parity at the default strength,
+merge = runtime, branch switches, partial unloads, unloads and interrupts always leave base + the current stack."""
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from comfy_inprocess import import_comfyui
+from conftest import GOLDEN
+
+
+@pytest.fixture(scope="module")
+def comfy_env(comfyui_root, tmp_path_factory):
+    base = tmp_path_factory.mktemp("inprocess_models")
+    dirs = {"diffusion_models": base / "diffusion_models", "loras": base / "loras"}
+    for d in dirs.values():
+        d.mkdir()
+    shutil.copy(GOLDEN / "tiny_dit.safetensors", dirs["diffusion_models"] / "longcat_tiny.safetensors")
+    for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
+        shutil.copy(GOLDEN / name, dirs["loras"] / name)
+    pack = import_comfyui(comfyui_root, dirs)
+    import comfy.model_management as mm
+    return pack, mm
+
+
+@pytest.fixture(scope="module")
+def cases():
+    meta = json.loads((GOLDEN / "cases.json").read_text())
+    return {c["name"]: c for c in meta["cases"]}, load_file(str(GOLDEN / "cases.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    return load_file(str(GOLDEN / "tiny_dit.safetensors"))
+
+
+def nodes_of(pack):
+    return pack.NODE_CLASS_MAPPINGS["LongCatDiTLoader"](), pack.NODE_CLASS_MAPPINGS["LongCatLoraLoader"]()
+
+
+@pytest.fixture
+def base_model(comfy_env):
+    pack, mm = comfy_env
+    mm.unload_all_models()
+    loader, _ = nodes_of(pack)
+    return loader.load("longcat_tiny.safetensors", "fp32")[0]
+
+
+def with_loras(comfy_env, model, loras, mode="auto"):
+    _, lora_node = nodes_of(comfy_env[0])
+    for name, strength in loras:
+        model = lora_node.apply(model, name, strength, mode)[0]
+    return model
+
+
+def raw_output(patcher, inputs, tensors):
+    """The reference forward (before the ComfyUI sign flip) of the model as ComfyUI holds it now."""
+    from longcat_pack.nodes.core.dit import LongCatDiT
+    dit = patcher.model.diffusion_model
+    with torch.no_grad():
+        return LongCatDiT.forward(dit, tensors[inputs["hidden_states"]["key"]], tensors[inputs["timestep"]["key"]],
+                                  tensors[inputs["encoder_hidden_states"]["key"]],
+                                  tensors[inputs["encoder_attention_mask"]["key"]])
+
+
+def assert_base_weights(patcher, checkpoint):
+    for key, value in patcher.model.diffusion_model.state_dict().items():
+        assert torch.equal(value.cpu(), checkpoint[key]), key
+    assert not any(m._forward_hooks for m in patcher.model.diffusion_model.modules())
+
+
+GOLDEN_STACKS = {
+    "c_distill": [("lora_distill.safetensors", 0.5)],
+    "d_refine": [("lora_refine.safetensors", 0.5)],
+    "e_distill_m060": [("lora_distill.safetensors", 0.3)],  # reference multiplier 0.6 x alpha/rank 0.5
+    "h_distill_plus_refine": [("lora_distill.safetensors", 0.5), ("lora_refine.safetensors", 0.5)],
+}
+
+
+@pytest.mark.parametrize("mode", ["merge", "runtime"])
+@pytest.mark.parametrize("case", sorted(GOLDEN_STACKS))
+def test_golden_lora_cases_through_comfyui(comfy_env, base_model, cases, case, mode):
+    """At the file's default strength (alpha/rank = 0.5) the node reproduces the reference at multiplier 1.0."""
+    meta, tensors = cases
+    _, mm = comfy_env
+    model = with_loras(comfy_env, base_model, GOLDEN_STACKS[case], mode)
+    mm.load_models_gpu([model])
+    out = raw_output(model, meta[case]["inputs"], tensors)
+    torch.testing.assert_close(out, tensors[meta[case]["output"]["key"]], atol=1e-4, rtol=1e-4)
+    assert model.lora_state().applied[1] == mode
+
+
+def test_branch_switches_restore_base_bit_exactly(comfy_env, base_model, cases, checkpoint):
+    meta, tensors = cases
+    _, mm = comfy_env
+    distill = with_loras(comfy_env, base_model, GOLDEN_STACKS["c_distill"])
+    refine = with_loras(comfy_env, base_model, GOLDEN_STACKS["d_refine"])
+    for _ in range(3):
+        for branch, case in ((distill, "c_distill"), (refine, "d_refine")):
+            mm.load_models_gpu([branch])
+            out = raw_output(branch, meta[case]["inputs"], tensors)
+            torch.testing.assert_close(out, tensors[meta[case]["output"]["key"]], atol=1e-4, rtol=1e-4)
+        mm.load_models_gpu([base_model])
+        assert_base_weights(base_model, checkpoint)
+    mm.load_models_gpu([distill])
+    mm.unload_all_models()  # what POST /free does
+    assert_base_weights(distill, checkpoint)
+
+
+def test_changed_slider_is_never_doubled(comfy_env, base_model, cases):
+    meta, tensors = cases
+    _, mm = comfy_env
+    first = with_loras(comfy_env, base_model, [("lora_distill.safetensors", 1.0)])
+    mm.load_models_gpu([first])
+    second = with_loras(comfy_env, base_model, [("lora_distill.safetensors", 0.3)])
+    mm.load_models_gpu([second])
+    out = raw_output(second, meta["e_distill_m060"]["inputs"], tensors)
+    torch.testing.assert_close(out, tensors["e_distill_m060.out"], atol=1e-4, rtol=1e-4)
+
+
+def test_partial_unload_switches_to_runtime_and_back(comfy_env, base_model, cases, checkpoint):
+    meta, tensors = cases
+    _, mm = comfy_env
+    model = with_loras(comfy_env, base_model, GOLDEN_STACKS["c_distill"])
+    mm.load_models_gpu([model])
+    assert model.lora_state().applied[1] == "merge"
+    model.partially_unload(model.offload_device, memory_to_free=model.model_size() // 2)
+    assert model.model.model_lowvram and model.lora_state().applied[1] == "runtime"
+    for key, value in model.model.diffusion_model.state_dict().items():
+        assert torch.equal(value.cpu(), checkpoint[key]), key  # runtime mode: weights are the base ones
+    out = raw_output(model, meta["c_distill"]["inputs"], tensors)
+    torch.testing.assert_close(out, tensors["c_distill.out"], atol=1e-4, rtol=1e-4)
+    mm.unload_all_models()
+    assert_base_weights(model, checkpoint)
+
+
+def test_interrupted_load_leaves_base_weights(comfy_env, base_model, checkpoint, cases):
+    meta, tensors = cases
+    _, mm = comfy_env
+    model = with_loras(comfy_env, base_model, GOLDEN_STACKS["h_distill_plus_refine"], "merge")
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            mm.load_models_gpu([model])
+    finally:
+        mm.interrupt_current_processing(False)
+    assert_base_weights(model, checkpoint)
+    mm.unload_all_models()
+    mm.load_models_gpu([model])
+    out = raw_output(model, meta["h_distill_plus_refine"]["inputs"], tensors)
+    torch.testing.assert_close(out, tensors["h_distill_plus_refine.out"], atol=1e-4, rtol=1e-4)
+
+
+def test_interrupted_sampling_then_rerun_equals_clean_run(comfy_env, base_model):
+    import comfy.sample
+    _, mm = comfy_env
+    model = with_loras(comfy_env, base_model, GOLDEN_STACKS["h_distill_plus_refine"])
+    g = torch.Generator().manual_seed(3)
+    latent = torch.zeros(1, 16, 3, 6, 8)
+    noise = torch.randn(latent.shape, generator=g)
+    cond = [[torch.cat([torch.randn(1, 7, 256, generator=g), torch.zeros(1, 505, 256)], 1), {}]]
+
+    def sample(callback=None):
+        return comfy.sample.sample(model, noise, 4, 1.0, "euler", "simple", cond, cond, latent, callback=callback,
+                                   disable_pbar=True, seed=3)
+
+    clean = sample()
+
+    def interrupt_at_step_two(step, *args):
+        if step == 1:
+            mm.interrupt_current_processing(True)
+
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            sample(interrupt_at_step_two)
+    finally:
+        mm.interrupt_current_processing(False)
+    assert torch.equal(sample(), clean)
