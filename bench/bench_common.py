@@ -24,3 +24,43 @@ def device_name(device):
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+FULL_CONFIG = dict(hidden_size=4096, depth=48, num_heads=32, caption_channels=4096, adaln_tembed_dim=512,
+                   ffn_hidden=11008)
+SMALL_CONFIG = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)
+
+
+def build_random_dit(config, dtype, device, seed=0):
+    """A LongCatDiT with random weights (N(0, 1/fan_in), like the golden tiny model), built without a CPU copy."""
+    load_pack()
+    from longcat_pack.nodes.core.dit import LongCatDiT
+    torch.manual_seed(seed)
+    model = LongCatDiT(**config, dtype=dtype, device="meta").to_empty(device=device)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0, p[0].numel() ** -0.5)
+            elif "norm" in name:
+                p.fill_(1.0)
+            else:
+                p.normal_(0, 0.05)
+    return model.eval().requires_grad_(False)
+
+
+def timed(fn, device, repeats=1, warmup=1):
+    """Median seconds of `repeats` calls after `warmup` calls, synchronised on CUDA."""
+    import statistics
+    import time
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

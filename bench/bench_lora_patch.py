@@ -13,7 +13,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import device_name, load_pack  # noqa: E402
+from bench_common import device_name, load_pack, timed  # noqa: E402
 
 pack = load_pack()
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
@@ -49,19 +49,6 @@ def random_description(shapes, rank, seed, name):
                                       0.5, pieces) for j in range(pieces)]
     ratios = {m: 0.5 for m in shapes}
     return LoraDescription(name, "longcat", targets, ratios, [rank], 0.5, {}, [])
-
-
-def timed(fn, device, repeats):
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
@@ -110,10 +97,10 @@ def main():
     merge_times, restore_times, switch_times = [], [], []
     for _ in range(5):
         merger.restore()
-        merge_times.append(timed(merge_distill, device, 1))
-        restore_times.append(timed(merger.restore, device, 1))
+        merge_times.append(timed(merge_distill, device, 1, warmup=0))
+        restore_times.append(timed(merger.restore, device, 1, warmup=0))
         merger.merge(prepared_distill)
-        switch_times.append(timed(lambda: merger.merge(prepared_refine), device, 1))
+        switch_times.append(timed(lambda: merger.merge(prepared_refine), device, 1, warmup=0))
     merger.restore()
     exact = all(weights[m].data is originals[m] or torch.equal(weights[m].data, originals[m]) for m in refine_shapes)
 
@@ -126,10 +113,10 @@ def main():
     print(f"restore bit-exact after all cycles: {exact}")
     if full:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
-    first = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1)
-    host_restore = timed(merger.restore, device, 1)
-    again = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1)
-    host_switch = timed(lambda: merger.merge(prepared_refine, backup_on_device=False), device, 1)
+    first = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1, warmup=0)
+    host_restore = timed(merger.restore, device, 1, warmup=0)
+    again = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1, warmup=0)
+    host_switch = timed(lambda: merger.merge(prepared_refine, backup_on_device=False), device, 1, warmup=0)
     merger.forget_host_copies()
     print(f"pinned-host backup (when the device copy does not fit): first merge {first * 1e3:.0f} ms (allocates and "
           f"fills the host copy), later merges {again * 1e3:.1f} ms ({again / copy_time:.2f}x), restore "

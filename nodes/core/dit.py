@@ -10,17 +10,44 @@ Precision follows the reference: the timestep embedder, the adaLN linears, the f
 modulation and the gated residual adds run in fp32; the residual stream and the attention / FFN linears run in
 the model dtype.
 """
+import functools
+import logging
 import math
+import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+log = logging.getLogger(__name__)
+
 HEAD_DIM = 128
 NORM_EPS = 1e-6
 ROPE_BASE = 10000.0
 COMPUTE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def fused_on_cuda(fn):
+    """The fp32 elementwise islands are memory bound: eagerly each is 5-10 passes over a [tokens, 4096] tensor.
+    On CUDA they run as one torch.compile'd kernel each (set LONGCAT_COMPILE=0 to turn that off); elsewhere, or if
+    compiling fails, eagerly with the same math."""
+    compiled = None
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        nonlocal compiled
+        if args[0].is_cuda and os.environ.get("LONGCAT_COMPILE", "1") != "0" and compiled is not False:
+            try:
+                if compiled is None:
+                    compiled = torch.compile(fn, dynamic=None)
+                return compiled(*args)
+            except Exception as e:  # no Triton, an unsupported GPU, a compiler error: the eager math is the same
+                log.warning("LongCat: torch.compile of %s failed (%s); running it eagerly", fn.__name__, e)
+                compiled = False
+        return fn(*args)
+
+    return wrapper
 
 
 def run_fp32(module, x):
@@ -49,11 +76,16 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, dtype=dtype, device=device))
 
     def forward(self, x):
-        xf = x.float()
-        normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
-        return normed * self.weight.to(device=x.device, dtype=x.dtype)
+        return rms_norm(x, self.weight.to(device=x.device, dtype=x.dtype), self.eps)
 
 
+@fused_on_cuda
+def rms_norm(x, weight, eps):
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x) * weight
+
+
+@fused_on_cuda
 def modulate(x, shift, scale):
     """adaLN modulation per latent frame, in fp32: LN(x) * (1 + scale) + shift.
 
@@ -65,6 +97,7 @@ def modulate(x, shift, scale):
     return (h * (1 + scale) + shift).view(B, N, C).to(x.dtype)
 
 
+@fused_on_cuda
 def gated_add(x, gate, out):
     """Residual add x + gate * out per latent frame, in fp32, stored back in the residual dtype."""
     B, N, C = x.shape
@@ -105,6 +138,7 @@ def rope_3d(grid, device):
     return angles.cos(), angles.sin()
 
 
+@fused_on_cuda
 def apply_rope(x, cos, sin):
     """Rotate interleaved pairs (a, b) -> (a cos - b sin, b cos + a sin) in fp32; x: [B, heads, N, 128]."""
     xf = x.float()
@@ -235,7 +269,12 @@ class FeedForwardSwiGLU(nn.Module):
         self.w3 = operations.Linear(dim, hidden_dim, bias=False, dtype=dtype, device=device)
 
     def forward(self, x):
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return self.w2(silu_mul(self.w1(x), self.w3(x)))
+
+
+@fused_on_cuda
+def silu_mul(a, b):
+    return F.silu(a) * b
 
 
 class LongCatBlock(nn.Module):

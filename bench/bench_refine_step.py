@@ -1,0 +1,58 @@
+"""One 720p refinement step (grid 48 x 44 x 80 = 168,960 tokens) with block-sparse attention (sparsity 0.9375)
+against dense attention, in the same run; also the self-attention alone for one block.
+Full size (48 blocks, random bf16 weights) on a GPU; a scaled-down model on CPU.
+Usage: python bench/bench_refine_step.py [--blocks N]   (fewer blocks: per-block times scale linearly)
+"""
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, timed  # noqa: E402
+
+load_pack()
+from longcat_pack.nodes.core.block_sparse_attention import block_sparse_attention  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--blocks", type=int, default=None)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    full = device.type == "cuda"
+    config = dict(FULL_CONFIG if full else SMALL_CONFIG)
+    if args.blocks:
+        config["depth"] = args.blocks
+    dtype = torch.bfloat16
+    T, H, W = (48, 88, 160) if full else (8, 16, 16)  # 704x1280, 192 frames -> 48 latents
+    grid = (T, H // 2, W // 2)
+    tokens = grid[0] * grid[1] * grid[2]
+    print(f"device: {device_name(device)}; depth {config['depth']}, {tokens} tokens, grid {grid}")
+    model = build_random_dit(config, dtype, device)
+    x = torch.randn(1, 16, T, H, W, device=device, dtype=dtype)
+    context = torch.zeros(1, 512, config["caption_channels"], device=device, dtype=dtype)
+    context[:, :120] = torch.randn(1, 120, config["caption_channels"], device=device, dtype=dtype)
+    t = torch.tensor([500.0], device=device)
+    q = torch.randn(1, config["num_heads"], tokens, 128, device=device, dtype=dtype)
+    if full:
+        torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        dense_attn = timed(lambda: F.scaled_dot_product_attention(q, q, q), device, repeats=3)
+        bsa_attn = timed(lambda: block_sparse_attention(q, q, q, grid), device, repeats=3)
+        print(f"self-attention, one block: dense {dense_attn * 1e3:.1f} ms, BSA {bsa_attn * 1e3:.1f} ms "
+              f"({dense_attn / bsa_attn:.2f}x)")
+        del q
+        dense = timed(lambda: model(x, t, context), device, repeats=1, warmup=1)
+        model.set_self_attention(lambda q, k, v, g: block_sparse_attention(q, k, v, g))
+        sparse = timed(lambda: model(x, t, context), device, repeats=1, warmup=1)
+        model.set_self_attention(None)
+    print(f"one refinement step: dense {dense:.2f} s, BSA {sparse:.2f} s, speed-up {dense / sparse:.2f}x (target >= 4.5x)")
+    if full:
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
+
+
+if __name__ == "__main__":
+    main()
