@@ -13,6 +13,13 @@ from conftest import GOLDEN
 TINY_TEXT_CHANNELS = 256
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can act on failures (browser screenshots)."""
+    outcome = yield
+    setattr(item, "rep_" + outcome.get_result().when, outcome.get_result())
+
+
 def write_sharded(sd, folder, shards=3):
     """The reference dit/ layout: diffusion_pytorch_model-0000i-of-0000n.safetensors + index.json."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,6 +61,24 @@ def comfy_server(comfyui_root, tmp_path_factory):
     server.stop()
 
 
+def write_other_format_loras(loras):
+    """One small file per supported format, a corrupt one, and a link that leads outside the folder."""
+    from lora_writers import random_factor, write_kohya, write_official, write_peft
+    g = torch.Generator().manual_seed(5)
+    down, (up,) = random_factor(256, 256, 4, g)
+    write_kohya(loras / "kohya_style.safetensors", {"blocks.0.attn.proj": (down, up, 4.0)})
+    (loras / "peft").mkdir(exist_ok=True)
+    write_peft(loras / "peft" / "adapter_model.safetensors", {"blocks.1.ffn.w2": (*random_factor(256, 768, 8, g)[:1],
+               random_factor(256, 768, 8, g)[1][0], None)}, adapter_config={"r": 8, "lora_alpha": 8})
+    write_official(loras / "split_qkv.safetensors",
+                   {f"blocks.0.attn.{n}": (*random_factor(256, 256, 4, g), 0.25) for n in ("q", "k", "v")})
+    data = (GOLDEN / "lora_distill.safetensors").read_bytes()
+    (loras / "corrupt.safetensors").write_bytes(data[: len(data) // 2])
+    outside = loras.parent.parent / "outside_secret.safetensors"
+    shutil.copy(GOLDEN / "lora_distill.safetensors", outside)
+    (loras / "linked_outside.safetensors").symlink_to(outside)
+
+
 def populate_models(server):
     dit = server.models("diffusion_models")
     dit.mkdir(parents=True, exist_ok=True)
@@ -68,6 +93,7 @@ def populate_models(server):
     loras.mkdir(parents=True, exist_ok=True)
     for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
         shutil.copy(GOLDEN / name, loras / name)
+    write_other_format_loras(loras)
     emb = server.models("text_embeddings")
     emb.mkdir(parents=True, exist_ok=True)
     write_text_embeddings(emb / "tiny_prompt.safetensors", 7, seed=1)

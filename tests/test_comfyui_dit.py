@@ -7,8 +7,9 @@ from safetensors.torch import load_file
 from comfyui_harness import PromptRejected
 
 
-def t2v_prompt(dit_name, steps=2, seed=7, prefix="tiny"):
-    return {
+def t2v_prompt(dit_name, steps=2, seed=7, prefix="tiny", loras=()):
+    """Load LongCat DiT -> [Apply LongCat LoRA for each (name, strength)] -> KSampler -> SaveLatent."""
+    prompt = {
         "1": {"class_type": "LongCatDiTLoader", "inputs": {"dit_name": dit_name, "weight_dtype": "default"}},
         "2": {"class_type": "LongCatTextEmbeddingsLoader", "inputs": {"embeddings_name": "tiny_prompt.safetensors"}},
         "3": {"class_type": "LongCatTextEmbeddingsLoader", "inputs": {"embeddings_name": "tiny_negative.safetensors"}},
@@ -18,6 +19,12 @@ def t2v_prompt(dit_name, steps=2, seed=7, prefix="tiny"):
             "steps": steps, "cfg": 3.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
         "6": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": f"longcat/{prefix}"}},
     }
+    for i, (name, strength) in enumerate(loras):
+        node = str(10 + i)
+        prompt[node] = {"class_type": "LongCatLoraLoader", "inputs": {
+            "model": prompt["5"]["inputs"]["model"], "lora_name": name, "strength": strength, "mode": "auto"}}
+        prompt["5"]["inputs"]["model"] = [node, 0]
+    return prompt
 
 
 def saved_latent(server, history):

@@ -1,0 +1,86 @@
+"""Against a real ComfyUI server: /longcat/lora_info for every format and for bad names, and a prompt with a bad
+LoRA that fails as a node error naming the file while the server stays up."""
+import pytest
+import torch
+
+from test_comfyui_dit import saved_latent, t2v_prompt
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+@pytest.mark.parametrize("name,expected", [
+    ("lora_distill.safetensors", {"format": "longcat", "rank": 8, "default_strength": 0.5, "targets": 14,
+                                  "alpha_over_rank": 0.5, "unmatched_keys": 0, "dtype": "f32"}),
+    ("lora_refine.safetensors", {"format": "longcat", "rank": 8, "default_strength": 0.5, "targets": 18,
+                                 "exceptions": {"blocks.1.ffn.w2": 0.25}}),
+    ("kohya_style.safetensors", {"format": "kohya", "rank": 4, "default_strength": 1.0, "targets": 1}),
+    ("peft/adapter_model.safetensors", {"format": "peft", "rank": 8, "default_strength": 1.0, "targets": 1}),
+    ("split_qkv.safetensors", {"format": "longcat+split", "rank": 4, "default_strength": 0.25, "targets": 3}),
+])
+def test_lora_info_for_each_format(comfy_server, prefix, name, expected):
+    status, body = comfy_server.get_status(f"{prefix}/longcat/lora_info?name={name}")
+    assert status == 200, body
+    for key, value in expected.items():
+        assert body[key] == value, (key, body)
+    assert body["size_bytes"] > 0
+    if name == "lora_refine.safetensors":
+        assert body["alpha_over_rank"]["blocks.1.ffn.w2"] == 0.25
+
+
+@pytest.mark.parametrize("name,status,message", [
+    ("../../../etc/passwd", 400, "only names inside the loras folders"),
+    ("/etc/passwd", 400, "only names inside the loras folders"),
+    ("missing.safetensors", 404, "no such file"),
+    ("linked_outside.safetensors", 400, "outside the loras folders"),
+    ("corrupt.safetensors", 422, "corrupt.safetensors: truncated"),
+    ("", 400, "no LoRA name"),
+])
+def test_lora_info_rejects_bad_names(comfy_server, name, status, message):
+    got, body = comfy_server.get_status(f"/longcat/lora_info?name={name}")
+    assert got == status and message in body["error"], body
+    assert comfy_server.alive()
+
+
+def test_bad_lora_is_a_node_error_and_next_prompt_runs(comfy_server):
+    events, _ = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", prefix="bad_lora", loras=[("corrupt.safetensors", 0.5)]))
+    errors = [e for e in events if e["type"] == "execution_error"]
+    assert errors and errors[0]["data"]["node_type"] == "LongCatLoraLoader", events[-3:]
+    assert "corrupt.safetensors" in errors[0]["data"]["exception_message"]
+    assert comfy_server.alive()
+    _, history = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", prefix="good_lora", loras=[("lora_distill.safetensors", 0.5)]))
+    assert history["status"]["status_str"] == "success"
+    assert torch.isfinite(saved_latent(comfy_server, history)).all()
+
+
+def test_lora_changes_the_result_and_strength_zero_does_not(comfy_server):
+    results = {}
+    for label, loras in (("base", ()), ("zero", [("lora_refine.safetensors", 0.0)]),
+                         ("half", [("lora_refine.safetensors", 0.5)])):
+        _, history = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", seed=11, prefix=label, loras=loras))
+        results[label] = saved_latent(comfy_server, history)
+    assert torch.equal(results["zero"], results["base"])
+    assert (results["half"] - results["base"]).abs().max() > 1e-3
+
+
+def stock_lora_prompt(lora_name, strength, prefix):
+    prompt = t2v_prompt("longcat_tiny.safetensors", seed=11, prefix=prefix)
+    prompt["20"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name": lora_name,
+                                                                    "strength_model": strength}}
+    prompt["5"]["inputs"]["model"] = ["20", 0]
+    return prompt
+
+
+def test_stock_lora_loader_on_a_longcat_model(comfy_server):
+    """What the README says: core's LoraLoaderModelOnly reads kohya files on a LongCat MODEL (same result as ours),
+    and silently skips the official LongCat format (the output does not change)."""
+    latents = {}
+    for label, prompt in (
+            ("base", t2v_prompt("longcat_tiny.safetensors", seed=11, prefix="s_base")),
+            ("ours_kohya", t2v_prompt("longcat_tiny.safetensors", seed=11, prefix="s_ours",
+                                      loras=[("kohya_style.safetensors", 3.0)])),
+            ("stock_kohya", stock_lora_prompt("kohya_style.safetensors", 3.0, "s_stock")),
+            ("stock_official", stock_lora_prompt("lora_refine.safetensors", 1.0, "s_official"))):
+        _, history = comfy_server.run(prompt)
+        latents[label] = saved_latent(comfy_server, history)
+    assert (latents["ours_kohya"] - latents["base"]).abs().max() > 1e-3
+    torch.testing.assert_close(latents["stock_kohya"], latents["ours_kohya"], atol=1e-4, rtol=1e-4)
+    assert torch.equal(latents["stock_official"], latents["base"])
