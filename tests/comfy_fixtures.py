@@ -53,7 +53,7 @@ def comfyui_root():
 
 
 @pytest.fixture(scope="session")
-def comfy_server(comfyui_root, tmp_path_factory):
+def comfy_server(comfyui_root, golden_dir, tmp_path_factory):
     server = ComfyServer(comfyui_root, tmp_path_factory.mktemp("comfyui"))
     populate_models(server)
     server.start()

@@ -12,7 +12,7 @@ from conftest import GOLDEN
 
 
 @pytest.fixture(scope="module")
-def comfy_env(comfyui_root, tmp_path_factory):
+def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("inprocess_models")
     dirs = {"diffusion_models": base / "diffusion_models", "loras": base / "loras"}
     for d in dirs.values():
