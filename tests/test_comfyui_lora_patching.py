@@ -171,6 +171,7 @@ def test_interrupted_sampling_then_rerun_equals_clean_run(comfy_env, base_model)
     def interrupt_at_step_two(step, *args):
         if step == 1:
             mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()  # what the server's progress hook does after each step
 
     try:
         with pytest.raises(mm.InterruptProcessingException):
