@@ -28,24 +28,13 @@ def device_name(device):
 
 FULL_CONFIG = dict(hidden_size=4096, depth=48, num_heads=32, caption_channels=4096, adaln_tembed_dim=512,
                    ffn_hidden=11008)
-SMALL_CONFIG = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)
+SMALL_CONFIG = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)  # the golden size
 
 
 def build_random_dit(config, dtype, device, seed=0):
-    """A LongCatDiT with random weights (N(0, 1/fan_in), like the golden tiny model), built without a CPU copy."""
     load_pack()
-    from longcat_pack.nodes.core.dit import LongCatDiT
-    torch.manual_seed(seed)
-    model = LongCatDiT(**config, dtype=dtype, device="meta").to_empty(device=device)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() >= 2:
-                p.normal_(0, p[0].numel() ** -0.5)
-            elif "norm" in name:
-                p.fill_(1.0)
-            else:
-                p.normal_(0, 0.05)
-    return model.eval().requires_grad_(False)
+    from longcat_pack.nodes.core.demo_files import random_dit
+    return random_dit(config, dtype, device, seed)
 
 
 def timed(fn, device, repeats=1, warmup=1):

@@ -1,5 +1,10 @@
-"""Command line of the pack: `python -m nodes.cli inspect FILE...` prints what the LoRA loader will see in each
-file (format, rank, alpha/rank = the default strength, targets, keys it does not understand)."""
+"""Command line of the pack.
+
+`python -m nodes.cli run`: the main job. Runs the shipped two-stage workflow (480p distill -> 720p refinement)
+headless through ComfyUI, on the installed LongCat files, or on a tiny random demo set when they are missing.
+`python -m nodes.cli inspect FILE...`: what the LoRA loader sees in each file (format, rank, alpha/rank = the
+default strength, targets, keys it does not understand).
+"""
 import argparse
 import os
 import sys
@@ -8,6 +13,7 @@ import tempfile
 from .core.demo_files import lora_target_shapes, write_official_lora
 from .core.lora_files import inspect_lora
 from .core.safetensors_file import ModelFileError
+from .headless import find_comfyui
 
 
 def describe(info):
@@ -50,6 +56,26 @@ def inspect_command(args):
     return status
 
 
+def run_command(args):
+    comfy_root = find_comfyui() if args.comfyui is None else args.comfyui
+    if comfy_root is None:
+        print("ComfyUI not found: set COMFYUI_PATH, pass --comfyui, install this pack into ComfyUI/custom_nodes, or "
+              "put ComfyUI at ~/ComfyUI (with its requirements installed).", file=sys.stderr)
+        if args.fallback_inspect:
+            print("Showing what the pack reads from LoRA files instead:\n")
+            return inspect_command(argparse.Namespace(files=[], demo=True))
+        return 2
+    from .workflow_runner import run_workflow
+    status, files, log = run_workflow(comfy_root, args.workflow, demo=args.demo, text=args.prompt, seed=args.seed)
+    print(f"workflow finished: {status}")
+    for f in files:
+        print(f"saved: {f}")
+    if status != "success":
+        print(f"ComfyUI log: {log}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m nodes.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +83,16 @@ def main(argv=None):
     p.add_argument("files", nargs="*", help="LoRA files (.safetensors; .pt/.ckpt are read weights-only)")
     p.add_argument("--demo", action="store_true", help="also inspect two tiny random demo LoRAs")
     p.set_defaults(run=inspect_command)
+    r = sub.add_parser("run", help="run a shipped workflow headless through ComfyUI (demo set when files are missing)")
+    r.add_argument("--workflow", default="longcat_t2v_distill_refine",
+                   help="longcat_t2v_distill_refine (default) or longcat_t2v_distill")
+    r.add_argument("--demo", action="store_true", help="use the tiny random demo set even if real files exist")
+    r.add_argument("--prompt", help="the text prompt (real files only)")
+    r.add_argument("--seed", type=int, default=None, help="added to the workflow's seeds")
+    r.add_argument("--comfyui", type=str, default=None, help="ComfyUI checkout (default: COMFYUI_PATH or ~/ComfyUI)")
+    r.add_argument("--fallback-inspect", action="store_true",
+                   help="without ComfyUI, inspect demo LoRAs instead of failing")
+    r.set_defaults(run=run_command)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -3,6 +3,8 @@
 Core cannot detect LongCat-Video, so this does what `comfy.sd.load_diffusion_model_state_dict` does, but streams
 the checkpoint tensor by tensor into the model's parameters (a 54 GB fp32 checkpoint never sits in RAM twice).
 """
+from functools import partial
+
 import torch
 
 import comfy.conds
@@ -11,6 +13,8 @@ import comfy.model_base
 import comfy.model_management as mm
 import comfy.supported_models_base
 
+from .bsa_node import OPTION as BSA_OPTION
+from .core.block_sparse_attention import block_sparse_attention
 from .core.dit import LongCatDiT
 from .model_patcher import LongCatModelPatcher
 
@@ -26,7 +30,12 @@ class LongCatComfyDiT(LongCatDiT):
         self.dtype = dtype  # BaseModel.get_dtype() reads it
 
     def forward(self, x, timestep, context, control=None, transformer_options={}, **kwargs):
-        return -super().forward(x, timestep, context[:, :TEXT_TOKENS], transformer_options=transformer_options)
+        sparse = transformer_options.get(BSA_OPTION)
+        self.set_self_attention(partial(block_sparse_attention, sparsity=sparse["sparsity"]) if sparse else None)
+        try:
+            return -super().forward(x, timestep, context[:, :TEXT_TOKENS], transformer_options=transformer_options)
+        finally:
+            self.set_self_attention(None)
 
 
 class LongCatVideoModel(comfy.model_base.BaseModel):

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfyui_harness import ComfyServer, find_comfyui
+from comfy_inprocess import import_comfyui
+from longcat_pack.nodes.headless import ComfyServer, find_comfyui
 from conftest import GOLDEN
 
 TINY_TEXT_CHANNELS = 256
@@ -98,3 +99,18 @@ def populate_models(server):
     emb.mkdir(parents=True, exist_ok=True)
     write_text_embeddings(emb / "tiny_prompt.safetensors", 7, seed=1)
     write_text_embeddings(emb / "tiny_negative.safetensors", 3, seed=2)
+
+
+@pytest.fixture(scope="session")
+def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
+    """(the pack as ComfyUI loaded it, comfy.model_management) in this process, with the tiny DiT and LoRAs."""
+    base = tmp_path_factory.mktemp("inprocess_models")
+    dirs = {"diffusion_models": base / "diffusion_models", "loras": base / "loras"}
+    for d in dirs.values():
+        d.mkdir()
+    shutil.copy(GOLDEN / "tiny_dit.safetensors", dirs["diffusion_models"] / "longcat_tiny.safetensors")
+    for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
+        shutil.copy(GOLDEN / name, dirs["loras"] / name)
+    pack = import_comfyui(comfyui_root, dirs)
+    import comfy.model_management as mm
+    return pack, mm

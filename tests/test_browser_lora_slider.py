@@ -116,3 +116,21 @@ def test_new_node_starts_at_its_initial_files_default(page):
             .label || '').includes('unreadable')""", arg=node_id, timeout=15_000)
     else:
         wait_strength(page, node_id, expected)
+
+
+@pytest.mark.usefixtures("screenshot_on_failure")
+@pytest.mark.parametrize("name", ["longcat_t2v_distill", "longcat_t2v_distill_refine"])
+def test_shipped_workflow_loads_with_no_missing_nodes(page, name):
+    import json
+    from longcat_pack.nodes.workflow_runner import WORKFLOWS
+    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    result = page.evaluate("""async (wf) => {
+        const missing = wf.nodes.map(n => n.type).filter(t => !LiteGraph.registered_node_types[t]);
+        await app.loadGraphData(wf);
+        const loaded = app.graph._nodes.map(n => n.type);
+        const lora = app.graph._nodes.filter(n => n.type === 'LongCatLoraLoader')
+            .map(n => n.widgets.find(w => w.name === 'strength').value);
+        return {missing, loaded: loaded.length, lora};
+    }""", workflow)
+    assert result["missing"] == [] and result["loaded"] == len(workflow["nodes"]), result
+    assert all(v == 0.5 for v in result["lora"]), result  # saved strengths are kept

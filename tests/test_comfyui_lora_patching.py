@@ -1,28 +1,12 @@
 """Apply LongCat LoRA inside real ComfyUI model management (in-process, CPU): golden parity at the default strength,
 merge = runtime, branch switches, partial unloads, unloads and interrupts always leave base + the current stack."""
 import json
-import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from comfy_inprocess import import_comfyui
 from conftest import GOLDEN
-
-
-@pytest.fixture(scope="module")
-def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("inprocess_models")
-    dirs = {"diffusion_models": base / "diffusion_models", "loras": base / "loras"}
-    for d in dirs.values():
-        d.mkdir()
-    shutil.copy(GOLDEN / "tiny_dit.safetensors", dirs["diffusion_models"] / "longcat_tiny.safetensors")
-    for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
-        shutil.copy(GOLDEN / name, dirs["loras"] / name)
-    pack = import_comfyui(comfyui_root, dirs)
-    import comfy.model_management as mm
-    return pack, mm
 
 
 @pytest.fixture(scope="module")

@@ -4,32 +4,45 @@ import torch
 
 from longcat_pack.nodes.core import merge_kernel
 from longcat_pack.nodes.core.lora_files import read_lora
-from longcat_pack.nodes.core.lora_patcher import WeightMerger, linear_weights, merge_segments, prepare_stack
+from longcat_pack.nodes.core.lora_patcher import WeightMerger, linear_weights, prepare_stack
 from test_lora_patcher import assert_bytes_equal, linear_tree, snapshot
 from safetensors.torch import load_file
+
+def exact_merge(weight, target):
+    """W + U @ D per segment in float64 from the same (already rounded) factors."""
+    exact = weight.double().clone()
+    for seg in target.segments:
+        exact[seg.start:seg.end] += seg.up.double() @ target.down[seg.col_start:seg.col_end].double()
+    return exact
+
+
+def assert_rounded_once(merged, weight, target):
+    """Within one rounding of the float64 result (plus fp32 accumulation noise on the delta)."""
+    exact = exact_merge(weight, target)
+    error = (merged.double() - exact).abs()
+    bound = torch.finfo(weight.dtype).eps * exact.abs() + 1e-5 * (exact - weight.double()).abs().max()
+    assert (error <= bound).all(), error.max()
+
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or merge_kernel.triton is None,
                                 reason="the fused merge kernel needs CUDA and Triton (runs on the GPU machine)")
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-def test_grouped_kernel_matches_torch_addmm(golden_dir, dtype):
+def test_grouped_kernel_rounds_once(golden_dir, dtype):
+    """out = W + U @ D within one rounding of the float64 result, for every target of a two-LoRA stack.
+    (cuBLAS's half-precision addmm, the torch path, measured up to ~1.5 ulp off on an H100, so it is not the
+    yardstick here; on the CPU the torch path is checked in test_lora_patcher.)"""
     base = load_file(str(golden_dir / "tiny_dit.safetensors"))
     root = linear_tree(base, dtype).cuda()
     stack = [(read_lora(golden_dir / "lora_distill.safetensors"), 0.7),
              (read_lora(golden_dir / "lora_refine.safetensors"), 0.5)]
-    prepared = prepare_stack(stack, linear_weights(root))
     weights = linear_weights(root)
-    merges, outs = [], {}
-    for name, target in prepared.items():
-        w = weights[name].data
-        outs[name] = (torch.empty_like(w), torch.empty_like(w))
-        merges.append((w, target, outs[name][0]))
-        merge_segments(w, target, outs[name][1])
-    merge_kernel.grouped_merge(merges)
-    for name, (fused, reference) in outs.items():
-        ulp = torch.finfo(dtype).eps * reference.float().abs().clamp_min(1e-3)
-        assert ((fused.float() - reference.float()).abs() <= ulp).all(), name
+    prepared = prepare_stack(stack, weights)
+    outs = {name: torch.full_like(weights[name], float("nan")) for name in prepared}
+    merge_kernel.grouped_merge([(weights[name].data, target, outs[name]) for name, target in prepared.items()])
+    for name, out in outs.items():
+        assert_rounded_once(out, weights[name].data, prepared[name])
 
 
 def test_fused_merge_restores_bit_exactly(golden_dir):
@@ -56,8 +69,6 @@ def test_ranks_above_one_pass(golden_dir, tmp_path):
     root = linear_tree(base, torch.bfloat16).cuda()
     w = root.get_submodule("blocks.0.attn.qkv").weight.data
     target = prepare_stack([(lora, 1.0)], linear_weights(root))["blocks.0.attn.qkv"]
-    fused, reference = torch.empty_like(w), torch.empty_like(w)
+    fused = torch.empty_like(w)
     merge_kernel.grouped_merge([(w, target, fused)])
-    merge_segments(w, target, reference)
-    ulp = torch.finfo(torch.bfloat16).eps * reference.float().abs().clamp_min(1e-3)
-    assert ((fused.float() - reference.float()).abs() <= 2 * ulp).all()
+    assert_rounded_once(fused, w, target)

@@ -3,6 +3,7 @@ Every file written here is labelled as random noise in its safetensors metadata.
 import torch
 from safetensors.torch import save_file
 
+from .dit import LongCatDiT
 from .lora_files import OFFICIAL_DOT, OFFICIAL_PREFIX
 
 NOISE_LABEL = {"longcat_demo": "random noise for demos and tests, not a trained model"}
@@ -38,4 +39,37 @@ def write_official_lora(path, target_shapes, rank=8, alpha_scale=0.5, seed=0, dt
             sd.update({f"{stem}.lora_up.blocks.{j}.weight": up for j, up in enumerate(ups)})
         sd[f"{stem}.alpha_scale"] = torch.tensor(float(alpha_scale))
     save_file(sd, str(path), metadata=NOISE_LABEL)
+    return path
+
+
+TINY_DIT = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)
+
+
+def random_dit(config, dtype=torch.float32, device="cpu", seed=0):
+    """A LongCatDiT with random weights like the golden tiny model's: N(0, 1/fan_in) matrices, N(0, 0.05^2)
+    biases, norm weights 1. Built on the meta device first, so a full-size one never exists twice."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model = LongCatDiT(**config, dtype=dtype, device="meta").to_empty(device=device)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0, p[0].numel() ** -0.5, generator=gen)
+            elif "norm" in name:
+                p.fill_(1.0)
+            else:
+                p.normal_(0, 0.05, generator=gen)
+    return model.eval().requires_grad_(False)
+
+
+def write_demo_dit(path, config=TINY_DIT, seed=0):
+    """A DiT checkpoint in the reference key layout (fp32), random."""
+    save_file({k: v.contiguous() for k, v in random_dit(config, seed=seed).state_dict().items()}, str(path),
+              metadata=NOISE_LABEL)
+    return path
+
+
+def write_demo_text_embeddings(path, tokens=12, channels=TINY_DIT["caption_channels"], seed=0):
+    """Stand-in for an encoded prompt (`text_embeds` [tokens, channels]), random."""
+    gen = torch.Generator().manual_seed(seed)
+    save_file({"text_embeds": torch.randn(tokens, channels, generator=gen)}, str(path), metadata=NOISE_LABEL)
     return path

@@ -25,8 +25,8 @@ if triton is not None:
                        ELEM: tl.constexpr, PRECISION: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                        KB: tl.constexpr, CHUNK: tl.constexpr):
         """Group g is (W [M,N], U [M,K], D [K,N], out [M,N]), row-major and contiguous. Each program owns a
-        BN-column strip of CHUNK rows: its D block stays in registers while it walks down the rows, so every W
-        element is read once and U/D are read about K/BN times as often as W."""
+        BN-column strip of CHUNK rows: its (first KB ranks of the) D block stays in registers while it walks down
+        the rows, so every W element is read once and U/D are read about K/BN times as often as W."""
         pid = tl.program_id(0)
         g = tl.load(program_group + pid)
         local = pid - tl.load(group_first_program + g)
@@ -41,20 +41,20 @@ if triton is not None:
         cols = (local % strips) * BN + tl.arange(0, BN)
         row0 = (local // strips) * CHUNK
         ks = tl.arange(0, KB)
-        src = w
-        for k0 in range(0, K, KB):  # ranks above KB take several passes (each a full read of W: rare)
-            b = tl.load(d + (k0 + ks)[:, None] * N + cols[None, :],
-                        mask=((k0 + ks)[:, None] < K) & (cols[None, :] < N), other=0.0)
-            for r in tl.range(row0, row0 + CHUNK, BM, num_stages=3):
-                rows = r + tl.arange(0, BM)
-                mask = (rows[:, None] < M) & (cols[None, :] < N)
-                offsets = rows[:, None].to(tl.int64) * N + cols[None, :]
-                acc = tl.load(src + offsets, mask=mask, other=0.0).to(tl.float32)
-                a = tl.load(u + rows[:, None] * K + (k0 + ks)[None, :],
-                            mask=(rows[:, None] < M) & ((k0 + ks)[None, :] < K), other=0.0)
-                acc = tl.dot(a, b, acc, input_precision=PRECISION)
-                tl.store(o + offsets, acc.to(ELEM), mask=mask)
-            src = o
+        b = tl.load(d + ks[:, None] * N + cols[None, :], mask=(ks[:, None] < K) & (cols[None, :] < N), other=0.0)
+        for r in tl.range(row0, row0 + CHUNK, BM, num_stages=3):
+            rows = r + tl.arange(0, BM)
+            mask = (rows[:, None] < M) & (cols[None, :] < N)
+            offsets = rows[:, None].to(tl.int64) * N + cols[None, :]
+            acc = tl.load(w + offsets, mask=mask, other=0.0).to(tl.float32)
+            a = tl.load(u + rows[:, None] * K + ks[None, :], mask=(rows[:, None] < M) & (ks[None, :] < K), other=0.0)
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)
+            for k0 in range(KB, K, KB):  # stacked ranks above KB (rare): more of U @ D, still one rounding
+                kk = k0 + ks
+                a = tl.load(u + rows[:, None] * K + kk[None, :], mask=(rows[:, None] < M) & (kk[None, :] < K), other=0.0)
+                bk = tl.load(d + kk[:, None] * N + cols[None, :], mask=(kk[:, None] < K) & (cols[None, :] < N), other=0.0)
+                acc = tl.dot(a, bk, acc, input_precision=PRECISION)
+            tl.store(o + offsets, acc.to(ELEM), mask=mask)
 
 
 def available(tensor):

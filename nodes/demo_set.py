@@ -1,0 +1,54 @@
+"""The demo set: tiny random stand-ins for every model file of the shipped workflows, in their real key layouts,
+so the workflows run end to end where the real LongCat files are not installed. All of it is random noise (and
+says so in each file's metadata): it shows that the pipeline runs, not what LongCat-Video makes."""
+import subprocess
+import sys
+from pathlib import Path
+
+from .core.demo_files import TINY_DIT, lora_target_shapes, write_demo_dit, write_demo_text_embeddings, \
+    write_official_lora
+
+DEMO_FILES = {
+    "dit": ("diffusion_models", "longcat_demo_dit_RANDOM.safetensors"),
+    "distill_lora": ("loras", "longcat_demo_distill_lora_RANDOM.safetensors"),
+    "refine_lora": ("loras", "longcat_demo_refinement_lora_RANDOM.safetensors"),
+    "prompt": ("text_embeddings", "longcat_demo_prompt_RANDOM.safetensors"),
+    "vae": ("vae", "longcat_demo_wan21_vae_RANDOM.safetensors"),
+}
+
+# Written by ComfyUI's own Wan 2.1 VAE class in a ComfyUI process, so the layout is exactly what VAELoader
+# detects. Width 96 (ComfyUI 0.3.64 builds every Wan 2.1 VAE that wide), random weights, bf16: about 250 MB.
+_VAE_SCRIPT = """
+import sys, torch
+from safetensors.torch import save_file
+out, sys.argv = sys.argv[1], [sys.argv[0], "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+from comfy.ldm.wan.vae import WanVAE
+torch.manual_seed(0)
+vae = WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+             temperal_downsample=[False, True, True], dropout=0.0)
+save_file({k: v.to(torch.bfloat16).contiguous() for k, v in vae.state_dict().items()}, out,
+          metadata={"longcat_demo": "random noise for demos and tests, not a trained model"})
+"""
+
+
+def write_demo_set(models_dir, comfy_root):
+    """Write every demo file under models_dir/<folder>/ (skipping those already there); returns {role: name}."""
+    models_dir = Path(models_dir)
+    paths = {role: models_dir / folder / name for role, (folder, name) in DEMO_FILES.items()}
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    shapes = dict(depth=TINY_DIT["depth"], hidden=TINY_DIT["hidden_size"], ffn=TINY_DIT["ffn_hidden"],
+                  tembed=TINY_DIT["adaln_tembed_dim"])
+    writers = {
+        "dit": lambda p: write_demo_dit(p),
+        "distill_lora": lambda p: write_official_lora(p, lora_target_shapes(**shapes), seed=1),
+        "refine_lora": lambda p: write_official_lora(p, lora_target_shapes(**shapes, refinement=True), seed=2),
+        "prompt": lambda p: write_demo_text_embeddings(p),
+        "vae": lambda p: subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(p)], cwd=comfy_root, check=True),
+    }
+    for role, path in paths.items():
+        if not path.exists():
+            writers[role](path)
+    return {role: name for role, (_, name) in DEMO_FILES.items()}

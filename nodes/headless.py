@@ -1,0 +1,185 @@
+"""Running ComfyUI headless: find a ComfyUI checkout, start it on loopback with this pack installed, queue an
+API-format prompt and follow it over the websocket. Used by `python -m nodes.cli run` and by the tests.
+Imports no ComfyUI code: ComfyUI runs as its own process."""
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+PACK_NAME = "comfyui-longcat-video"
+MODEL_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae", "text_encoders")
+
+
+def find_comfyui():
+    """COMFYUI_PATH, else the ComfyUI holding this pack (custom_nodes/<pack>), else ~/ComfyUI; None if absent."""
+    candidates = [os.environ.get("COMFYUI_PATH")]
+    if PACK_ROOT.parent.name == "custom_nodes":
+        candidates.append(str(PACK_ROOT.parent.parent))
+    candidates.append(str(Path.home() / "ComfyUI"))
+    for c in candidates:
+        if c and (Path(c) / "main.py").is_file() and (Path(c) / "comfy").is_dir():
+            return Path(c)
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PromptRejected(Exception):
+    """POST /prompt answered 400: the body holds ComfyUI's node_errors."""
+
+    def __init__(self, body):
+        self.body = body
+        super().__init__(json.dumps(body)[:2000])
+
+
+class ComfyServer:
+    """A ComfyUI process on 127.0.0.1 whose extra model folders live under `base/models/<folder>`."""
+
+    def __init__(self, comfy_root, base_dir, extra_model_dirs=None):
+        self.root = Path(comfy_root)
+        self.base = Path(base_dir)
+        self.extra_model_dirs = extra_model_dirs or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.base / "comfyui.log"
+        self.proc = None
+
+    def models(self, folder):
+        return self.base / "models" / folder
+
+    def start(self, timeout=180):
+        self.base.mkdir(parents=True, exist_ok=True)
+        lines = ["longcat:", f"    base_path: {self.base}"]
+        installed = (self.root / "custom_nodes" / PACK_ROOT.name).resolve() == PACK_ROOT
+        if not installed:  # install the pack through a custom_nodes folder of our own
+            nodes_dir = self.base / "custom_nodes"
+            nodes_dir.mkdir(exist_ok=True)
+            link = nodes_dir / PACK_NAME
+            if not link.exists():
+                link.symlink_to(PACK_ROOT, target_is_directory=True)
+            lines.append(f"    custom_nodes: {nodes_dir}")
+        for folder in MODEL_FOLDERS:
+            self.models(folder).mkdir(parents=True, exist_ok=True)
+            paths = [f"models/{folder}"] + [str(p) for p in self.extra_model_dirs.get(folder, [])]
+            lines.append(f"    {folder}: |\n" + "".join(f"        {p}\n" for p in paths).rstrip("\n"))
+        config = self.base / "extra_model_paths.yaml"
+        config.write_text("\n".join(lines) + "\n")
+        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-auto-launch", "--output-directory", str(self.base / "output"),
+               "--input-directory", str(self.base / "input"), "--temp-directory", str(self.base / "temp"),
+               "--extra-model-paths-config", str(config)]
+        if "--database-url" in (self.root / "comfy" / "cli_args.py").read_text():
+            cmd += ["--database-url", "sqlite:///:memory:"]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                self.get("/object_info/LongCatDiTLoader")
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        raise RuntimeError(f"ComfyUI did not come up in {timeout} s:\n{self.log_tail()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.proc:
+            self.log.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, n=60):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    # HTTP
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    def get_status(self, path):
+        """(HTTP status, parsed JSON body) without raising on 4xx."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def post(self, path, data):
+        req = urllib.request.Request(self.url + path, data=json.dumps(data).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def history(self, prompt_id, timeout=30):
+        """The history entry; the server writes it just after its last websocket message."""
+        deadline = time.time() + timeout
+        while True:
+            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+            if entry or time.time() > deadline:
+                return entry or {}
+            time.sleep(0.1)
+
+    def run(self, prompt, timeout=600, on_message=None):
+        """Queue `prompt` and follow it on the websocket until it ends. Returns (events, history entry)."""
+        return asyncio.run(self._run(prompt, timeout, on_message))
+
+    async def _run(self, prompt, timeout, on_message):
+        import aiohttp  # ComfyUI's own dependency
+        client_id = uuid.uuid4().hex
+        events = []
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{self.url}/ws?clientId={client_id}", heartbeat=30) as ws:
+                status, body = self.post("/prompt", {"prompt": prompt, "client_id": client_id})
+                if status != 200:
+                    raise PromptRejected(body)
+                prompt_id = body["prompt_id"]
+                deadline = time.time() + timeout
+                while True:
+                    remaining = deadline - time.time()
+                    if remaining <= 0:
+                        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
+                    msg = await ws.receive(timeout=remaining)
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                            raise ConnectionError("ComfyUI closed the websocket")
+                        continue
+                    event = json.loads(msg.data)
+                    data = event.get("data", {})
+                    if data.get("prompt_id") not in (None, prompt_id):
+                        continue
+                    events.append(event)
+                    if on_message is not None:
+                        on_message(event)
+                    kind = event["type"]
+                    if kind in ("execution_error", "execution_interrupted", "execution_success"):
+                        break
+                    if kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                        break
+        return events, self.history(prompt_id)

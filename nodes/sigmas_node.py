@@ -1,0 +1,36 @@
+"""LongCat Sigmas: the reference's sigma schedules (shift 12) for stock SamplerCustomAdvanced / SamplerCustom."""
+from .core.schedules import base_sigmas, distill_sigmas, refine_sigmas
+
+REFERENCE_STEPS = {"base": 50, "distill": 16, "refine": 50}
+
+
+class LongCatSigmas:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "stage": (list(REFERENCE_STEPS), {"default": "distill", "tooltip":
+                      "base: 50 steps with CFG-Zero* (guidance 4). distill: 16 steps for the distill LoRA (no CFG). "
+                      "refine: the refinement LoRA's schedule, starting at t_thresh (5 model calls by default)."}),
+            "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip":
+                      "0 = the reference's count for the stage (base 50, distill 16, refine 50: of the refine "
+                      "schedule only the steps below t_thresh run)."}),
+            "t_thresh": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 0.99, "step": 0.01, "tooltip":
+                         "refine only: the noise level the refinement starts from (the stage-2 latent is "
+                         "(1 - t) * z0 + t * noise). Ignored by base and distill."}),
+        }}
+
+    RETURN_TYPES = ("SIGMAS",)
+    OUTPUT_TOOLTIPS = ("Sigmas for SamplerCustomAdvanced (ending at 0).",)
+    FUNCTION = "sigmas"
+    CATEGORY = "LongCat"
+    DESCRIPTION = "The reference LongCat-Video schedules: base, distill (16 steps) and refine (starts at t_thresh)."
+
+    def sigmas(self, stage, steps, t_thresh):
+        if stage not in REFERENCE_STEPS:
+            raise ValueError(f"stage must be one of {', '.join(REFERENCE_STEPS)}, got {stage!r}")
+        steps = steps or REFERENCE_STEPS[stage]
+        if stage == "base":
+            return (base_sigmas(steps),)
+        if stage == "distill":
+            return (distill_sigmas(steps),)
+        return (refine_sigmas(steps, t_thresh),)
