@@ -1,4 +1,5 @@
 """The README's main job: `python -m nodes.cli inspect` reports what the loader sees in each file."""
+import os
 import subprocess
 import sys
 
@@ -31,3 +32,25 @@ def test_bad_file_is_reported_and_fails(tmp_path):
     result = run_cli(str(bad))
     assert result.returncode == 1
     assert "broken.safetensors: not a safetensors file" in result.stderr
+
+
+def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, tmp_path):
+    """The README's main job: the shipped workflow headless through ComfyUI; no LongCat files here -> demo set."""
+    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--workflow", "longcat_t2v_distill",
+                             "--comfyui", str(comfyui_root)], cwd=PACK_ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "DEMO SET" in result.stdout and "step 16/16" in result.stdout
+    saved = [line.split("saved: ")[1] for line in result.stdout.splitlines() if line.startswith("saved: ")]
+    assert len(saved) == 1 and saved[0].endswith(".mp4") and "DEMO_RANDOM" in saved[0]
+
+
+def test_main_job_without_comfyui_says_so(tmp_path):
+    env = {**os.environ, "COMFYUI_PATH": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--fallback-inspect"], cwd=PACK_ROOT,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0
+    assert "ComfyUI not found" in result.stderr and "alpha/rank:        0.5" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run"], cwd=PACK_ROOT, capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 2 and "ComfyUI not found" in result.stderr
