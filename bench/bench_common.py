@@ -37,6 +37,14 @@ def build_random_dit(config, dtype, device, seed=0):
     return random_dit(config, dtype, device, seed)
 
 
+def random_inputs(config, latent_shape, dtype, device):
+    """A random latent [1, 16, T, H, W] and a prompt of 120 real rows zero-padded to 512 (umT5 layout)."""
+    x = torch.randn(1, 16, *latent_shape, device=device, dtype=dtype)
+    context = torch.zeros(1, 512, config["caption_channels"], device=device, dtype=dtype)
+    context[:, :120] = torch.randn(1, 120, config["caption_channels"], device=device, dtype=dtype)
+    return x, context
+
+
 def timed(fn, device, repeats=1, warmup=1):
     """Median seconds of `repeats` calls after `warmup` calls, synchronised on CUDA."""
     import statistics

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, timed  # noqa: E402
+from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, random_inputs, \
+    timed  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, linear_weights, prepare_stack  # noqa: E402
@@ -49,9 +50,7 @@ def main():
     tokens = T * (H // 2) * (W // 2)
     print(f"device: {device_name(device)}; depth {config['depth']}, hidden {config['hidden_size']}, {tokens} tokens")
     model = build_random_dit(config, dtype, device)
-    x = torch.randn(1, 16, T, H, W, device=device, dtype=dtype)
-    context = torch.zeros(1, 512, config["caption_channels"], device=device, dtype=dtype)
-    context[:, :120] = torch.randn(1, 120, config["caption_channels"], device=device, dtype=dtype)
+    x, context = random_inputs(config, (T, H, W), dtype, device)
     t = torch.tensor([700.0], device=device)
     if full:
         torch.cuda.reset_peak_memory_stats()

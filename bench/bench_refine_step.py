@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, timed  # noqa: E402
+from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, random_inputs, \
+    timed  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.block_sparse_attention import block_sparse_attention  # noqa: E402
@@ -32,9 +33,7 @@ def main():
     tokens = grid[0] * grid[1] * grid[2]
     print(f"device: {device_name(device)}; depth {config['depth']}, {tokens} tokens, grid {grid}")
     model = build_random_dit(config, dtype, device)
-    x = torch.randn(1, 16, T, H, W, device=device, dtype=dtype)
-    context = torch.zeros(1, 512, config["caption_channels"], device=device, dtype=dtype)
-    context[:, :120] = torch.randn(1, 120, config["caption_channels"], device=device, dtype=dtype)
+    x, context = random_inputs(config, (T, H, W), dtype, device)
     t = torch.tensor([500.0], device=device)
     q = torch.randn(1, config["num_heads"], tokens, 128, device=device, dtype=dtype)
     if full:
