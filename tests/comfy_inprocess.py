@@ -9,15 +9,16 @@ from conftest import PACK_ROOT
 PACKAGE = "comfyui_longcat_video_inprocess"
 
 
-def import_comfyui(root, model_dirs):
-    """Import ComfyUI's modules (argv `--cpu`), create the PromptServer the pack's route needs, load the pack."""
+def import_comfyui(root, model_dirs, cpu=True):
+    """Import ComfyUI's modules (argv `--cpu` unless told otherwise), create the PromptServer the pack's route
+    needs, load the pack."""
     if PACKAGE in sys.modules:
         return sys.modules[PACKAGE]
     sys.path.insert(0, str(root))
     import comfy.options
     comfy.options.enable_args_parsing()
     saved_argv = sys.argv
-    sys.argv = [saved_argv[0], "--cpu"]
+    sys.argv = [saved_argv[0]] + (["--cpu"] if cpu else [])
     try:
         import comfy.cli_args  # noqa: F401  (parses argv now)
     finally:
