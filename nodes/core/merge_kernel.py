@@ -25,8 +25,8 @@ if triton is not None:
                        ELEM: tl.constexpr, PRECISION: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                        KB: tl.constexpr, CHUNK: tl.constexpr):
         """Group g is (W [M,N], U [M,K], D [K,N], out [M,N]), row-major and contiguous. Each program owns a
-        BN-column strip of CHUNK rows: its (first KB ranks of the) D block stays in registers while it walks down
-        the rows, so every W element is read once and U/D are read about K/BN times as often as W."""
+        BN-column strip of CHUNK rows: its D block (K <= KB ranks) stays in registers while it walks down the rows,
+        so every W element is read once and U/D are read about K/BN times as often as W."""
         pid = tl.program_id(0)
         g = tl.load(program_group + pid)
         local = pid - tl.load(group_first_program + g)
@@ -49,11 +49,6 @@ if triton is not None:
             acc = tl.load(w + offsets, mask=mask, other=0.0).to(tl.float32)
             a = tl.load(u + rows[:, None] * K + ks[None, :], mask=(rows[:, None] < M) & (ks[None, :] < K), other=0.0)
             acc = tl.dot(a, b, acc, input_precision=PRECISION)
-            for k0 in range(KB, K, KB):  # stacked ranks above KB (rare): more of U @ D, still one rounding
-                kk = k0 + ks
-                a = tl.load(u + rows[:, None] * K + kk[None, :], mask=(rows[:, None] < M) & (kk[None, :] < K), other=0.0)
-                bk = tl.load(d + kk[:, None] * N + cols[None, :], mask=(kk[:, None] < K) & (cols[None, :] < N), other=0.0)
-                acc = tl.dot(a, bk, acc, input_precision=PRECISION)
             tl.store(o + offsets, acc.to(ELEM), mask=mask)
 
 
@@ -61,8 +56,15 @@ def available(tensor):
     return triton is not None and tensor.is_cuda and tensor.dtype in TRITON_DTYPES
 
 
+def fits(target):
+    """Segments up to MAX_RANK_BLOCK ranks wide (one LoRA of rank <= 128, or several small ones) take the kernel;
+    wider ones (two rank-128 LoRAs stacked on one weight) take torch's addmm."""
+    return all(seg.col_end - seg.col_start <= MAX_RANK_BLOCK for seg in target.segments)
+
+
 def grouped_merge(merges):
-    """merges: [(W, prepared target, out)] on one CUDA device in one dtype, W and out contiguous (out may be W).
+    """merges: [(W, prepared target, out)] on one CUDA device in one dtype, W and out contiguous (out may be W),
+    every target `fits`.
     Writes out[rows] = W[rows] + U @ D[cols] for every segment in a single launch; rows that no segment covers
     are the caller's to copy. Pointers are computed arithmetically: no tensor views per segment."""
     if not merges:
@@ -72,6 +74,7 @@ def grouped_merge(merges):
     rows = []  # per segment: w, u, d, out pointers, M, N, K
     for w, target, out in merges:
         assert w.is_contiguous() and out.is_contiguous() and w.dtype == out.dtype == target.down.dtype == dtype
+        assert fits(target), "segments wider than MAX_RANK_BLOCK ranks take the torch path"
         n = w.shape[1]
         w_ptr, o_ptr, d_ptr = w.data_ptr(), out.data_ptr(), target.down.data_ptr()
         for seg in target.segments:
