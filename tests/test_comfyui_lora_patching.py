@@ -163,3 +163,26 @@ def test_interrupted_sampling_then_rerun_equals_clean_run(comfy_env, base_model)
     finally:
         mm.interrupt_current_processing(False)
     assert torch.equal(sample(), clean)
+
+
+def test_fp8_weights_take_the_runtime_path(comfy_env, cases, checkpoint):
+    """fp8 storage (ComfyUI manual cast): auto applies the stack at run time, weights stay the stored fp8 bytes."""
+    meta, tensors = cases
+    pack, mm = comfy_env
+    mm.unload_all_models()
+    fp8 = pack.NODE_CLASS_MAPPINGS["LongCatDiTLoader"]().load("longcat_tiny.safetensors", "fp8_e4m3fn")[0]
+    stored = {k: v.clone() for k, v in fp8.model.diffusion_model.state_dict().items()}
+    model = with_loras(comfy_env, fp8, GOLDEN_STACKS["c_distill"])
+    mm.load_models_gpu([model])
+    assert model.lora_state().applied[1] == "runtime"
+    for key, value in model.model.diffusion_model.state_dict().items():
+        assert torch.equal(value.view(torch.uint8), stored[key].view(torch.uint8)), key
+    out = raw_output(model, meta["c_distill"]["inputs"], tensors)
+    expected = tensors["c_distill.out"]
+    assert torch.isfinite(out).all()
+    # fp8 weights: only roughly the fp32 reference, and closer to it with the LoRA than without
+    assert (out - expected).norm() / expected.norm() < 0.25
+    mm.load_models_gpu([fp8])  # the plain branch: hooks come off
+    base_out = raw_output(fp8, meta["c_distill"]["inputs"], tensors)
+    mm.unload_all_models()
+    assert (out - expected).norm() < (base_out - expected).norm()
