@@ -105,14 +105,19 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
         return model.longcat_lora_state
 
     def choose_mode(self, weights):
+        """(mode, keep the backup on the device). auto merges only resident, mergeable weights whose backup fits
+        on the device; merge also accepts a pinned-host backup; everything else runs at run time."""
         if self.longcat_mode == "runtime":
-            return "runtime"
-        mergeable = (not self.model.model_lowvram and
-                     all(w.device == self.load_device and w.dtype in MERGEABLE_DTYPES for w in weights.values()))
-        if self.longcat_mode == "merge" and not mergeable:
+            return "runtime", False
+        resident = (not self.model.model_lowvram and
+                    all(w.device == self.load_device and w.dtype in MERGEABLE_DTYPES for w in weights.values()))
+        fits = resident and backup_fits_on_device(weights.values(), reserve_bytes=mm.minimum_inference_memory())
+        if self.longcat_mode == "merge":
+            if resident:
+                return "merge", fits
             log.warning("LongCat LoRA: merge asked for, but the weights are offloaded, partially loaded or fp8; "
                         "applying the stack at run time instead")
-        return "merge" if mergeable else "runtime"
+        return ("merge", True) if fits else ("runtime", False)
 
     def sync_loras(self):
         """Make the weights hold base + this clone's stack (merged or at run time), changing nothing if they do."""
@@ -125,15 +130,14 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
         weights = linear_weights(self.model.diffusion_model, targets)
         if any(w.device != self.load_device for w in weights.values()) and not self.model.model_lowvram:
             return  # not loaded yet: load() calls back once the weights are on the device
-        mode = self.choose_mode(weights)
+        mode, backup_on_device = self.choose_mode(weights)
         key = stack_key(self.longcat_loras)
         if state.applied == (key, mode):
             return
         state.clear()
         if mode == "merge":
             prepared = state.prepared_for(key, self.longcat_loras, weights, None, self.load_device)
-            on_device = backup_fits_on_device(weights.values(), reserve_bytes=mm.minimum_inference_memory())
-            state.merger.merge(prepared, key=key, backup_on_device=on_device,
+            state.merger.merge(prepared, key=key, backup_on_device=backup_on_device,
                                check_interrupt=mm.throw_exception_if_processing_interrupted)
         else:
             compute_dtype = self.model.manual_cast_dtype or self.model.get_dtype()
