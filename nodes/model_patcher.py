@@ -111,13 +111,19 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
             return "runtime", False
         resident = (not self.model.model_lowvram and
                     all(w.device == self.load_device and w.dtype in MERGEABLE_DTYPES for w in weights.values()))
-        fits = resident and backup_fits_on_device(weights.values(), reserve_bytes=mm.minimum_inference_memory())
+        fits = resident and backup_fits_on_device(weights.values(), reserve_bytes=self.inference_reserve())
         if self.longcat_mode == "merge":
             if resident:
                 return "merge", fits
             log.warning("LongCat LoRA: merge asked for, but the weights are offloaded, partially loaded or fp8; "
                         "applying the stack at run time instead")
         return ("merge", True) if fits else ("runtime", False)
+
+    def inference_reserve(self):
+        """Free device memory the kept originals must leave for sampling, which ComfyUI does not know about
+        at patch time: a quarter of the device (a 720p refinement step needs about 24 GB) or ComfyUI's minimum."""
+        total = mm.get_total_memory(self.load_device) if self.load_device.type == "cuda" else 0
+        return max(mm.minimum_inference_memory(), total // 4)
 
     def sync_loras(self):
         """Make the weights hold base + this clone's stack (merged or at run time), changing nothing if they do."""
