@@ -94,7 +94,10 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
 
     def unpatch_model(self, device_to=None, unpatch_weights=True):
         if unpatch_weights:
-            self.lora_state().clear()
+            state = self.lora_state()
+            state.clear()
+            if device_to is not None and device_to != self.load_device:
+                state.prepared.clear()  # the model leaves the device (/free, unload): so do the LoRA tensors
         return super().unpatch_model(device_to, unpatch_weights)
 
     # Our part
