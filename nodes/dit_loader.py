@@ -2,15 +2,12 @@
 import math
 import os
 
-import torch
-
 import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
 from .comfy_model import build_model_patcher, pick_dtypes
 from .core.checkpoint import INDEX_NAME, open_dit_checkpoint
-from .core.safetensors_file import read_safetensors_header
 
 WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp32"]
 
@@ -34,15 +31,6 @@ def dit_names():
     files = [f for f in folder_paths.get_filename_list("diffusion_models")
              if f.endswith(".safetensors") and not any(f.replace(os.sep, "/").startswith(d) for d in folders)]
     return sorted(folders) + files
-
-
-SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F8_E4M3": torch.float8_e4m3fn}
-
-
-def stored_dtype(checkpoint):
-    """The dtype the checkpoint's big matrices are stored in (ComfyUI's default dtype choice looks at it)."""
-    header, _ = read_safetensors_header(checkpoint.shards[0][0])
-    return SAFETENSORS_DTYPES.get(max(header.values(), key=lambda v: math.prod(v["shape"]))["dtype"])
 
 
 def resolve_dit(name):
@@ -74,7 +62,7 @@ class LongCatDiTLoader:
         path = resolve_dit(dit_name)
         checkpoint = open_dit_checkpoint(path)  # validates every header and the key layout before reading
         parameters = sum(math.prod(shape) for shape in checkpoint.shapes.values())
-        dtype, manual_cast = pick_dtypes(weight_dtype, parameters, stored_dtype(checkpoint))
+        dtype, manual_cast = pick_dtypes(weight_dtype, parameters, checkpoint.stored_dtype)
         bar = comfy.utils.ProgressBar(len(checkpoint))
         checkpoint.dtype = dtype
         checkpoint.progress = lambda done, total: bar.update_absolute(done, total)

@@ -10,7 +10,7 @@ from .headless import PACK_ROOT, ComfyServer
 WORKFLOWS = PACK_ROOT / "workflows"
 DEMO_DIR = PACK_ROOT / "demo"
 DEMO_SIZE = dict(width=64, height=64, length=9)  # 9 frames -> 18 after doubling -> 32 padded -> 8 latents
-MODEL_INPUTS = {  # node type -> (input name, the object_info node that lists its files)
+MODEL_INPUTS = {  # node type -> the input that names a model file (its options list the installed files)
     "LongCatDiTLoader": "dit_name", "LongCatLoraLoader": "lora_name", "VAELoader": "vae_name",
     "CLIPLoader": "clip_name",
 }

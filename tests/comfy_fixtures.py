@@ -1,5 +1,4 @@
 """Session fixtures: one real ComfyUI server with this pack installed and tiny model files of every kind."""
-import json
 import shutil
 import warnings
 
@@ -10,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from comfy_inprocess import import_comfyui
 from longcat_pack.nodes.headless import ComfyServer, find_comfyui
 from conftest import GOLDEN
+from test_checkpoint import write_sharded
 
 TINY_TEXT_CHANNELS = 256
 
@@ -19,21 +19,6 @@ def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can act on failures (browser screenshots)."""
     outcome = yield
     setattr(item, "rep_" + outcome.get_result().when, outcome.get_result())
-
-
-def write_sharded(sd, folder, shards=3):
-    """The reference dit/ layout: diffusion_pytorch_model-0000i-of-0000n.safetensors + index.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    keys = sorted(sd)
-    weight_map = {}
-    for i in range(shards):
-        name = f"diffusion_pytorch_model-{i + 1:05d}-of-{shards:05d}.safetensors"
-        part = {k: sd[k].contiguous() for k in keys[i::shards]}
-        save_file(part, str(folder / name))
-        weight_map.update({k: name for k in part})
-    (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
-    return folder
 
 
 def write_text_embeddings(path, tokens, seed):
@@ -69,8 +54,9 @@ def write_other_format_loras(loras):
     down, (up,) = random_factor(256, 256, 4, g)
     write_kohya(loras / "kohya_style.safetensors", {"blocks.0.attn.proj": (down, up, 4.0)})
     (loras / "peft").mkdir(exist_ok=True)
-    write_peft(loras / "peft" / "adapter_model.safetensors", {"blocks.1.ffn.w2": (*random_factor(256, 768, 8, g)[:1],
-               random_factor(256, 768, 8, g)[1][0], None)}, adapter_config={"r": 8, "lora_alpha": 8})
+    a, (b,) = random_factor(256, 768, 8, g)
+    write_peft(loras / "peft" / "adapter_model.safetensors", {"blocks.1.ffn.w2": (a, b, None)},
+               adapter_config={"r": 8, "lora_alpha": 8})
     write_official(loras / "split_qkv.safetensors",
                    {f"blocks.0.attn.{n}": (*random_factor(256, 256, 4, g), 0.25) for n in ("q", "k", "v")})
     data = (GOLDEN / "lora_distill.safetensors").read_bytes()
@@ -85,7 +71,7 @@ def populate_models(server):
     dit.mkdir(parents=True, exist_ok=True)
     shutil.copy(GOLDEN / "tiny_dit.safetensors", dit / "longcat_tiny.safetensors")
     sd = load_file(str(GOLDEN / "tiny_dit.safetensors"))
-    write_sharded(sd, dit / "longcat_tiny_sharded")
+    write_sharded(dit / "longcat_tiny_sharded", sd)
     data = (GOLDEN / "tiny_dit.safetensors").read_bytes()
     (dit / "broken_truncated.safetensors").write_bytes(data[: len(data) // 3])
     other = {k: v for k, v in sd.items() if k != "blocks.1.attn.proj.weight"}

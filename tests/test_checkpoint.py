@@ -79,6 +79,13 @@ def test_dtype_conversion_per_tensor(sharded, weights):
     assert all(torch.equal(got[k], weights[k].to(torch.bfloat16)) for k in weights)
 
 
+def test_stored_dtype_is_the_largest_tensors(single, tmp_path, weights):
+    assert open_dit_checkpoint(single).stored_dtype == torch.float32
+    mixed = {k: (v.bfloat16() if v.dim() == 2 else v) for k, v in weights.items()}  # norms and biases stay fp32
+    bf16 = write_sharded(tmp_path / "bf16", mixed)
+    assert open_dit_checkpoint(bf16).stored_dtype == torch.bfloat16
+
+
 def test_progress_is_reported_per_tensor(sharded):
     calls = []
     read_all(sharded, progress=lambda done, total: calls.append((done, total)))

@@ -7,6 +7,7 @@ are then streamed shard by shard, one at a time, converted to the requested dtyp
 checkpoint never sits in memory twice. Nothing is ever unpickled.
 """
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import torch
 from safetensors import safe_open
 
 from .dit import LongCatDiT, dit_config_from_state_dict
-from .safetensors_file import PICKLE_SUFFIXES, ModelFileError, read_safetensors_header
+from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
 
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
 # Whole-model prefixes that other tools write (ComfyUI's model save uses the first).
@@ -41,6 +42,7 @@ class DitCheckpoint:
     prefix: str = ""  # stripped from every stored key
     dtype: torch.dtype = None  # convert every tensor to this dtype; None keeps the stored dtype
     progress: object = None  # callback(done, total), once per tensor
+    stored_dtype: torch.dtype = None  # the on-disk dtype of the largest tensor (what "default" dtype choices read)
 
     def __len__(self):
         return len(self.shapes)
@@ -79,9 +81,10 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
     if path.lower().endswith(PICKLE_SUFFIXES):
         raise CheckpointError(path, "pickled checkpoints are never loaded; use a .safetensors file")
     files = _shard_files(path)
-    shards, shapes = [], {}
+    shards, shapes, largest = [], {}, (0, None)
     for file, index_keys in files:
         header = _header(file)
+        largest = max([largest, *((math.prod(v["shape"]), v["dtype"]) for v in header.values())])
         absent = [k for k in index_keys if k not in header]
         if absent:
             raise CheckpointError(file, f"the index lists {_names(absent)} in this shard but it does not hold them")
@@ -95,7 +98,7 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
     prefix = next((p for p in KEY_PREFIXES if shapes and all(k.startswith(p) for k in shapes)), "")
     shapes = {k[len(prefix):]: s for k, s in shapes.items()}
     config = _check_layout(path, shapes)
-    return DitCheckpoint(path, shards, shapes, config, prefix, dtype, progress)
+    return DitCheckpoint(path, shards, shapes, config, prefix, dtype, progress, TORCH_DTYPES.get(largest[1]))
 
 
 def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None):
