@@ -1,9 +1,12 @@
-"""Apply LongCat LoRA through the real node path: ComfyUI (imported in this process) loads the DiT from a file,
-two Apply LongCat LoRA branches (distill, refinement) share it, and ComfyUI's model management loads one branch,
-then the other. Times are ratios to a plain copy of the same targeted weights, measured in the same run.
+"""Apply LongCat LoRA through the real node path: the pack's loader and LoRA nodes on ComfyUI's own model management.
+ComfyUI's model-management side is imported in this process (not its server, so the bench needs fewer packages on
+a GPU machine); Load LongCat DiT reads the DiT from a file, two Apply LongCat LoRA branches (distill, refinement)
+share it, and `load_models_gpu` loads one branch, then the other. Times are ratios to a plain copy of the same
+targeted weights, measured in the same run. `--step` also times one 480p step through ComfyUI's `apply_model` with
+the distill LoRA in runtime mode against the bare model.
 
-Full LongCat shapes on a GPU (needs ComfyUI and its requirements importable there); scaled down on CPU.
-Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_lora_node_path.py [--depth N]
+Full LongCat shapes on a GPU; scaled down on CPU.
+Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_lora_node_path.py [--depth N] [--step]
 """
 import argparse
 import sys
@@ -16,18 +19,37 @@ from safetensors.torch import save_file
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
-from bench_common import FULL_CONFIG, device_name, load_pack  # noqa: E402
+from bench_common import FULL_CONFIG, device_name, load_pack, random_inputs, timed  # noqa: E402
 
 load_pack()
-from comfy_inprocess import import_comfyui  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes, random_dit, write_official_lora  # noqa: E402
 from longcat_pack.nodes.headless import find_comfyui  # noqa: E402
+
+
+def import_node_path(root, model_dirs, cuda):
+    """ComfyUI's model management and folder paths (argv `--cpu` without CUDA), the given model folders registered,
+    and the pack's two node classes."""
+    sys.path.insert(0, str(root))
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0]] + ([] if cuda else ["--cpu"])
+    try:
+        import comfy.cli_args  # noqa: F401  (parses argv now)
+    finally:
+        sys.argv = saved_argv
+    import folder_paths
+    for folder, path in model_dirs.items():
+        folder_paths.add_model_folder_path(folder, str(path))
+    from longcat_pack.nodes.dit_loader import LongCatDiTLoader
+    from longcat_pack.nodes.lora_node import LongCatLoraLoader
+    return LongCatDiTLoader(), LongCatLoraLoader()
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--depth", type=int, default=None)
+    parser.add_argument("--step", action="store_true", help="also time a 480p step with the LoRA in runtime mode")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     config = dict(FULL_CONFIG) if cuda else dict(hidden_size=512, depth=8, num_heads=4, caption_channels=512,
@@ -52,13 +74,12 @@ def main():
                         rank=rank, seed=2)
     print(f"files written in {time.perf_counter() - t0:.1f} s")
 
-    pack = import_comfyui(root, dirs, cpu=not cuda)
+    dit_loader, lora = import_node_path(root, dirs, cuda)
     import comfy.model_management as mm
     device = mm.get_torch_device()
     print(f"device: {device_name(torch.device(device))}; depth {config['depth']}, hidden {config['hidden_size']}, "
           f"rank {rank}")
-    base = pack.NODE_CLASS_MAPPINGS["LongCatDiTLoader"]().load("dit.safetensors", "bf16")[0]
-    lora = pack.NODE_CLASS_MAPPINGS["LongCatLoraLoader"]()
+    base = dit_loader.load("dit.safetensors", "bf16")[0]
     distill = lora.apply(base, "distill.safetensors", 0.5, "merge")[0]
     refine = lora.apply(base, "refine.safetensors", 0.5, "merge")[0]
 
@@ -94,7 +115,29 @@ def main():
           f"(target <= 2.5x)")
     print(f"back to the base branch (restore): {back_to_base * 1e3:.1f} ms")
     if cuda:
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
+        print(f"peak GPU memory while merging and switching: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
+    if args.step:
+        time_runtime_step(mm, base, lora.apply(base, "distill.safetensors", 0.5, "runtime")[0], config, cuda)
+
+
+def time_runtime_step(mm, base, runtime, config, cuda):
+    """One denoising step through ComfyUI's `apply_model`, bare and with the distill LoRA added at run time."""
+    device = torch.device(mm.get_torch_device())
+    grid = (24, 60, 104) if cuda else (4, 16, 16)  # 480x832, 93 frames -> 24 x 60 x 104 latents
+    x, context = random_inputs(config, grid, torch.bfloat16, device)
+    sigma = torch.tensor([0.7], device=device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times = {}
+    with torch.inference_mode():
+        for name, patcher in (("bare", base), ("runtime LoRA", runtime)):
+            mm.load_models_gpu([patcher])
+            times[name] = timed(lambda: patcher.model.apply_model(x, sigma, c_crossattn=context), device, repeats=3)
+            print(f"one step through apply_model, {name}: {times[name]:.3f} s")
+    overhead = (times["runtime LoRA"] - times["bare"]) / times["bare"] * 100
+    print(f"runtime-mode cost per step: {overhead:.2f}% (target <= 3%)")
+    if cuda:
+        print(f"peak GPU memory during the steps: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
 
 
 if __name__ == "__main__":
