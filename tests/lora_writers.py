@@ -1,5 +1,6 @@
 """Writers of small synthetic LoRA files in the exact on-disk key layouts of each supported format."""
 import json
+import struct
 
 import torch
 from safetensors.torch import save_file
@@ -32,6 +33,28 @@ def write_official(path, modules, dtype=torch.float32):
         if alpha_scale is not None:
             sd[f"{stem}.alpha_scale"] = torch.tensor(float(alpha_scale), dtype=torch.float32)
     _save(sd, path)
+    return path
+
+
+def write_sparse_official(path, target_shapes, rank, alpha_scale):
+    """A full-size official-format file ({module: (out, in, pieces)}) whose factor bytes are a hole: only the header
+    and the alpha_scale scalars are written, the file is extended to its full length without using the disk."""
+    header, offset, scalars = {}, 0, b""
+    for module in target_shapes:
+        header[f"{official_stem(module)}.alpha_scale"] = {"dtype": "F32", "shape": [], "data_offsets": [offset, offset + 4]}
+        offset += 4
+        scalars += struct.pack("<f", alpha_scale)
+    for module, (out, inp, pieces) in target_shapes.items():
+        stem = official_stem(module)
+        ups = {f"{stem}.lora_up.weight": [out, rank]} if pieces == 1 else \
+            {f"{stem}.lora_up.blocks.{j}.weight": [out // pieces, rank] for j in range(pieces)}
+        for key, shape in {f"{stem}.lora_down.weight": [pieces * rank, inp], **ups}.items():
+            header[key] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * shape[0] * shape[1]]}
+            offset = header[key]["data_offsets"][1]
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + scalars)
+        f.truncate(8 + len(raw) + offset)
     return path
 
 

@@ -1,11 +1,16 @@
 """Every supported LoRA format becomes the same description: targets, row slices, ranks, alpha/rank."""
+import os
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from longcat_pack.nodes.core import lora_files
+from longcat_pack.nodes.core.demo_files import lora_target_shapes
 from longcat_pack.nodes.core.lora_files import inspect_lora, read_lora
 from longcat_pack.nodes.core.safetensors_file import ModelFileError, tensor_shapes
-from lora_writers import dense_delta, random_factor, write_kohya, write_official, write_peft
+from lora_writers import dense_delta, random_factor, write_kohya, write_official, write_peft, \
+    write_sparse_official
 
 IN = 256
 
@@ -168,6 +173,22 @@ def test_inspect_reads_header_only_and_agrees(golden_dir):
            (full.format, full.ranks, full.default_strength, full.exceptions,
             sum(len(v) for v in full.targets.values()))
     assert info.factor_count == 2 * (3 + 1 + 1 + 2 + 3 + 6) + 2 + 1  # qkv proj q kv ffn adaLN, final
+
+
+def test_inspecting_a_full_size_file_reads_only_the_alpha_scalars(tmp_path, monkeypatch):
+    """The official distill LoRA at full LongCat size (2.5 GB of fp32 factors; a sparse file here): the inspection
+    behind the slider default asks for its alpha_scale scalars and no factor tensor."""
+    shapes = lora_target_shapes(depth=48, hidden=4096, ffn=11008, tembed=512)
+    path = write_sparse_official(tmp_path / "distill_full.safetensors", shapes, rank=128, alpha_scale=0.5)
+    assert os.path.getsize(path) > 2.5e9
+    asked = []
+    real_load = lora_files.load_tensors
+    monkeypatch.setattr(lora_files, "load_tensors", lambda p, names=None: asked.append(names) or real_load(p, names))
+    info = inspect_lora(path)
+    assert (info.format, info.ranks, info.default_strength) == ("longcat", [128], 0.5)
+    assert info.factor_count == 48 * (3 + 1 + 1 + 2 + 1 + 1 + 1)
+    assert len(asked) == 1 and len(asked[0]) == len(shapes)
+    assert all(name.endswith(".alpha_scale") for name in asked[0])
 
 
 def test_no_match_at_all_is_an_error(tmp_path, model_shapes):
