@@ -13,7 +13,7 @@ DEMO_FILES = {
     "distill_lora": ("loras", "longcat_demo_distill_lora_RANDOM.safetensors"),
     "refine_lora": ("loras", "longcat_demo_refinement_lora_RANDOM.safetensors"),
     "prompt": ("text_embeddings", "longcat_demo_prompt_RANDOM.safetensors"),
-    "vae": ("vae", "longcat_demo_wan21_vae_RANDOM.safetensors"),
+    "vae": ("vae", "longcat_demo_wan21_vae_init_RANDOM.safetensors"),
 }
 
 # Written by ComfyUI's own Wan 2.1 VAE class in a ComfyUI process, so the layout is exactly what VAELoader
@@ -28,6 +28,14 @@ from comfy.ldm.wan.vae import WanVAE
 torch.manual_seed(0)
 vae = WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0)
+with torch.no_grad():  # ComfyUI's layers skip their own init: without this the weights are whatever memory held
+    for name, p in vae.named_parameters():
+        if name.endswith("gamma"):
+            p.fill_(1.0)
+        elif p.dim() > 1:
+            p.normal_(0, p[0].numel() ** -0.5)
+        else:
+            p.zero_()
 save_file({k: v.to(torch.bfloat16).contiguous() for k, v in vae.state_dict().items()}, out,
           metadata={"longcat_demo": "random noise for demos and tests, not a trained model"})
 """
@@ -35,7 +43,7 @@ save_file({k: v.to(torch.bfloat16).contiguous() for k, v in vae.state_dict().ite
 
 def write_demo_set(models_dir, comfy_root):
     """Write every demo file under models_dir/<folder>/ (skipping those already there); returns {role: name}."""
-    models_dir = Path(models_dir)
+    models_dir = Path(models_dir).resolve()  # the VAE is written by a process that runs in the ComfyUI folder
     paths = {role: models_dir / folder / name for role, (folder, name) in DEMO_FILES.items()}
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
