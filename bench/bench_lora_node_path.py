@@ -3,19 +3,21 @@ ComfyUI's model-management side is imported in this process (not its server, so 
 a GPU machine); Load LongCat DiT reads the DiT from a file, two Apply LongCat LoRA branches (distill, refinement)
 share it, and `load_models_gpu` loads one branch, then the other. Times are ratios to a plain copy of the same
 targeted weights, measured in the same run. `--step` also times one 480p step through ComfyUI's `apply_model` with
-the distill LoRA in runtime mode against the bare model.
+the distill LoRA in runtime mode against the bare model; `--stock` times ComfyUI core's own LoRA patches (the same
+LoRAs as kohya files) switching on the same loaded DiT.
 
 Full LongCat shapes on a GPU; scaled down on CPU.
-Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_lora_node_path.py [--depth N] [--step]
+Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_lora_node_path.py [--depth N] [--step] [--stock]
 """
 import argparse
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -23,6 +25,7 @@ from bench_common import FULL_CONFIG, device_name, load_pack, random_inputs, tim
 
 load_pack()
 from longcat_pack.nodes.core.demo_files import lora_target_shapes, random_dit, write_official_lora  # noqa: E402
+from longcat_pack.nodes.core.lora_files import OFFICIAL_DOT, OFFICIAL_PREFIX  # noqa: E402
 from longcat_pack.nodes.headless import find_comfyui  # noqa: E402
 
 
@@ -50,6 +53,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--depth", type=int, default=None)
     parser.add_argument("--step", action="store_true", help="also time a 480p step with the LoRA in runtime mode")
+    parser.add_argument("--stock", action="store_true", help="also time ComfyUI core's LoRA patches switching")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     config = dict(FULL_CONFIG) if cuda else dict(hidden_size=512, depth=8, num_heads=4, caption_channels=512,
@@ -120,8 +124,48 @@ def main():
     print(f"back to the base branch (restore): {back_to_base * 1e3:.1f} ms")
     if cuda:
         print(f"peak GPU memory while merging and switching: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
+    if args.stock:
+        time_stock_switch(mm, base, distill, dirs["loras"], shapes, synced, copy)
     if args.step:
         time_runtime_step(mm, base, lora.apply(base, "distill.safetensors", 0.5, "runtime")[0], config, cuda)
+
+
+def as_kohya(official_sd, target_shapes):
+    """The same LoRA in the layout core's loader reads: fused pieces become one block-diagonal up of rank
+    pieces * rank, and alpha keeps alpha/rank."""
+    sd = {}
+    for module, (_, _, pieces) in target_shapes.items():
+        stem = OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
+        down = official_sd[f"{stem}.lora_down.weight"]
+        ups = [official_sd[f"{stem}.lora_up.weight"]] if pieces == 1 else \
+            [official_sd[f"{stem}.lora_up.blocks.{j}.weight"] for j in range(pieces)]
+        kohya = "lora_unet_" + module.replace(".", "_")
+        sd[f"{kohya}.lora_down.weight"] = down
+        sd[f"{kohya}.lora_up.weight"] = torch.block_diag(*ups)
+        sd[f"{kohya}.alpha"] = official_sd[f"{stem}.alpha_scale"] * down.shape[0]
+    return sd
+
+
+def time_stock_switch(mm, base, ours, lora_dir, shapes, synced, copy):
+    """Core's path: `comfy.lora` patches on clones of the same loaded model, as LoraLoaderModelOnly adds them;
+    checked against our distill branch (`ours`) on one weight."""
+    import comfy.lora
+    key_map = comfy.lora.model_lora_keys_unet(base.model, {})
+    branches = []
+    for name, refinement in (("distill", False), ("refine", True)):
+        official = load_file(str(lora_dir / f"{name}.safetensors"))
+        kohya = as_kohya(official, lora_target_shapes(**shapes, refinement=refinement))
+        branches.append(base.clone())
+        branches[-1].add_patches(comfy.lora.load_lora(kohya, key_map), 1.0)
+    probe = base.model.diffusion_model.get_submodule("blocks.0.attn.qkv")
+    mm.load_models_gpu([ours])
+    ours_weight = probe.weight.float()
+    first = synced(lambda: mm.load_models_gpu([branches[0]]))
+    differs = (probe.weight.float() - ours_weight).abs().max().item()
+    switch = synced(lambda: mm.load_models_gpu([branches[1]]))
+    print(f"ComfyUI core's LoRA patches: first load {first:.2f} s, switch distill -> refinement {switch:.2f} s "
+          f"({switch / copy:.0f}x the copy); its distill qkv is {differs:.1e} from ours at most")
+    mm.load_models_gpu([base])
 
 
 def time_runtime_step(mm, base, runtime, config, cuda):
@@ -132,12 +176,17 @@ def time_runtime_step(mm, base, runtime, config, cuda):
     sigma = torch.tensor([0.7], device=device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times = {}
+    branches = {"bare": base, "runtime LoRA": runtime}
+    samples = {name: [] for name in branches}
     with torch.inference_mode():
-        for name, patcher in (("bare", base), ("runtime LoRA", runtime)):
-            mm.load_models_gpu([patcher])
-            times[name] = timed(lambda: patcher.model.apply_model(x, sigma, c_crossattn=context), device, repeats=3)
-            print(f"one step through apply_model, {name}: {times[name]:.3f} s")
+        for round_ in range(4):  # alternating, so drift in clocks or load hits both alike; round 0 warms up
+            for name, patcher in branches.items():
+                mm.load_models_gpu([patcher])
+                step = timed(lambda: patcher.model.apply_model(x, sigma, c_crossattn=context), device, warmup=0)
+                samples[name] += [step] if round_ else []
+    times = {name: statistics.median(values) for name, values in samples.items()}
+    for name, value in times.items():
+        print(f"one step through apply_model, {name}: {value:.3f} s (median of {len(samples[name])})")
     overhead = (times["runtime LoRA"] - times["bare"]) / times["bare"] * 100
     print(f"runtime-mode cost per step: {overhead:.2f}% (target <= 3%)")
     if cuda:

@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 \
     | tee -a "$LOGS/device.txt"
 python -m pytest -q -rs tests/test_gpu_merge.py 2>&1 | tee "$LOGS/gpu_tests.log"
-python bench/bench_lora_node_path.py --step 2>&1 | grep -v "^WARNING" | tee "$LOGS/node_path.log"
+python bench/bench_lora_node_path.py --step --stock 2>&1 | grep -v "^WARNING" | tee "$LOGS/node_path.log"
 for script in "$@"; do
     python "bench/$script" 2>&1 | tee "$LOGS/${script%.py}.log"
 done
