@@ -13,12 +13,12 @@ STAGE=$(mktemp -d)
 mkdir -p "$LOGS" "$STAGE/site" "$STAGE/ComfyUI"
 xz -dc "$BUNDLE/site.tar.xz" | tar -C "$STAGE/site" -xf -
 xz -dc "$BUNDLE/comfyui.tar.xz" | tar -C "$STAGE/ComfyUI" -xf -
-export PYTHONPATH=$STAGE/site COMFYUI_PATH=$STAGE/ComfyUI LONGCAT_SHARED=$BUNDLE/shared
+export PYTHONUNBUFFERED=1 PYTHONPATH=$STAGE/site COMFYUI_PATH=$STAGE/ComfyUI LONGCAT_SHARED=$BUNDLE/shared
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOGS/device.txt"
 python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 \
     | tee -a "$LOGS/device.txt"
 python -m pytest -q -rs tests/test_gpu_merge.py 2>&1 | tee "$LOGS/gpu_tests.log"
-python bench/bench_lora_node_path.py --step --stock ${NODE_PATH_ARGS:-} 2>&1 | grep -v "^WARNING" | tee "$LOGS/node_path.log"
+python bench/bench_lora_node_path.py --step --stock ${NODE_PATH_ARGS:-} 2>&1 | grep --line-buffered -v "^WARNING" | tee "$LOGS/node_path.log"
 for script in "$@"; do
     python "bench/$script" 2>&1 | tee "$LOGS/${script%.py}.log"
 done
