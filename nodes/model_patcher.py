@@ -9,15 +9,18 @@ Before ComfyUI moves or restores weights itself, whatever we merged is restored 
 moves only ever see the weights it patched.
 """
 import logging
+import time
 
 import comfy.model_management as mm
 import comfy.model_patcher
+import comfy.utils
 
 from .core.lora_patcher import MERGEABLE_DTYPES, RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, \
     prepare_stack
 
 MODES = ("auto", "merge", "runtime")
 PREPARED_CACHE_SIZE = 2  # distill and refinement stacks stay on the device: switching costs one merge
+PROGRESS_AFTER_S = 0.5  # merges take milliseconds; a first one with pinned host backups can take many seconds
 log = logging.getLogger("longcat")
 
 
@@ -146,10 +149,25 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
         state.clear()
         if mode == "merge":
             prepared = state.prepared_for(key, self.longcat_loras, weights, None, self.load_device)
-            state.merger.merge(prepared, key=key, backup_on_device=backup_on_device,
+            state.merger.merge(prepared, key=key, backup_on_device=backup_on_device, progress=progress_when_slow(),
                                check_interrupt=mm.throw_exception_if_processing_interrupted)
         else:
             compute_dtype = self.model.manual_cast_dtype or self.model.get_dtype()
             prepared = state.prepared_for(key, self.longcat_loras, weights, compute_dtype, self.load_device)
             state.runtime = RuntimeLora(self.model.diffusion_model, prepared).attach()
         state.applied = (key, mode)
+
+
+def progress_when_slow():
+    """A progress callback that shows ComfyUI's bar only once the work has taken PROGRESS_AFTER_S, so the usual
+    millisecond merges do not flash a bar on every switch."""
+    start, bar = time.monotonic(), None
+
+    def update(done, total):
+        nonlocal bar
+        if bar is None:
+            if time.monotonic() - start < PROGRESS_AFTER_S:
+                return
+            bar = comfy.utils.ProgressBar(total)
+        bar.update_absolute(done, total)
+    return update

@@ -1,6 +1,7 @@
 """Apply LongCat LoRA inside real ComfyUI model management (in-process, CPU): golden parity at the default strength,
 merge = runtime, branch switches, partial unloads, unloads and interrupts always leave base + the current stack."""
 import json
+import sys
 
 import pytest
 import torch
@@ -186,3 +187,22 @@ def test_fp8_weights_take_the_runtime_path(comfy_env, cases, checkpoint):
     base_out = raw_output(fp8, meta["c_distill"]["inputs"], tensors)
     mm.unload_all_models()
     assert (out - expected).norm() < (base_out - expected).norm()
+
+
+def test_slow_merges_show_a_progress_bar_fast_ones_do_not(comfy_env, base_model, monkeypatch):
+    """ComfyUI's progress bar appears for a merge that takes long (a first one with pinned host backups can take
+    seconds), counting targets up to all of them; the usual millisecond merge shows none."""
+    import comfy.utils
+    pack, mm = comfy_env
+    patcher_module = sys.modules[pack.__name__ + ".nodes.model_patcher"]
+    updates = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None:
+                        updates.append((value, total)))
+    distill = with_loras(comfy_env, base_model, [("lora_distill.safetensors", 0.5)], "merge")
+    refine = with_loras(comfy_env, base_model, [("lora_refine.safetensors", 0.5)], "merge")
+    mm.load_models_gpu([distill])
+    assert updates == []
+    monkeypatch.setattr(patcher_module, "PROGRESS_AFTER_S", 0.0)  # every merge counts as slow now
+    mm.load_models_gpu([refine])
+    targets = len(refine.longcat_loras[0][0].targets)
+    assert updates == [(done, targets) for done in range(1, targets + 1)]

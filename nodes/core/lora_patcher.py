@@ -185,15 +185,13 @@ class WeightMerger:
                 if out is not original:
                     copy_uncovered_rows(original, target, out)
                 if fused and merge_kernel.fits(target):
-                    kernel_merges.append((original, target, out))
+                    kernel_merges.append((original, target, out))  # one launch for all of them, after the loop
                 else:
                     merge_segments(original, target, out)
-                    if progress is not None:
-                        progress(i + 1, len(prepared))
+                if progress is not None:
+                    progress(i + 1, len(prepared))
             if fused:
                 merge_kernel.grouped_merge(kernel_merges)
-                if progress is not None:
-                    progress(len(prepared), len(prepared))
         except BaseException:
             self.restore()
             raise
