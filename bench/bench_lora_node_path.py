@@ -10,6 +10,8 @@ Full LongCat shapes on a GPU; scaled down on CPU.
 Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_lora_node_path.py [--depth N] [--step] [--stock]
 """
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,6 +66,7 @@ def main():
     if root is None:
         sys.exit("ComfyUI not found (COMFYUI_PATH or ~/ComfyUI)")
     work = Path(tempfile.mkdtemp(prefix="longcat_bench_"))
+    atexit.register(shutil.rmtree, work, True)  # 30 GB at full size: a second run must find the disk empty again
     dirs = {"diffusion_models": work / "diffusion_models", "loras": work / "loras"}
     for d in dirs.values():
         d.mkdir()

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 BUNDLE=$PWD/.device_bundle
 LOGS=${OUT:-$PWD/bench/out}
 STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$LOGS" "$STAGE/site" "$STAGE/ComfyUI"
 xz -dc "$BUNDLE/site.tar.xz" | tar -C "$STAGE/site" -xf -
 xz -dc "$BUNDLE/comfyui.tar.xz" | tar -C "$STAGE/ComfyUI" -xf -
