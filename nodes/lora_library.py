@@ -1,14 +1,14 @@
 """LoRA files as the nodes and the info route see them: names resolved only inside ComfyUI's `loras` folders, and
 descriptions cached by path + mtime + size, so re-running a workflow re-reads nothing."""
 import os
-from collections import OrderedDict
 
 import folder_paths
 
 from .core.lora_files import inspect_lora, read_lora
+from .core.lru_cache import LruCache
 
 CACHE_SIZE = 4  # full descriptions hold the factors in host memory (the two official files: about 5.7 GB fp32)
-_read_cache = OrderedDict()
+_read_cache = LruCache(CACHE_SIZE)
 _inspect_cache = {}
 
 
@@ -47,13 +47,7 @@ def cached_inspect(path):
 def cached_read(path, model_shapes):
     """The full description validated against a model's {weight key: shape}."""
     key = (_file_key(path), hash(frozenset(model_shapes.items())))
-    if key in _read_cache:
-        _read_cache.move_to_end(key)
-    else:
-        _read_cache[key] = read_lora(path, model_shapes)
-        while len(_read_cache) > CACHE_SIZE:
-            _read_cache.popitem(last=False)
-    return _read_cache[key]
+    return _read_cache.get_or_build(key, lambda: read_lora(path, model_shapes))
 
 
 def lora_info(name):

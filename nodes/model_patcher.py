@@ -17,6 +17,7 @@ import comfy.utils
 
 from .core.lora_patcher import MERGEABLE_DTYPES, RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, \
     prepare_stack
+from .core.lru_cache import LruCache
 
 MODES = ("auto", "merge", "runtime")
 PREPARED_CACHE_SIZE = 2  # distill and refinement stacks stay on the device: switching costs one merge
@@ -31,17 +32,11 @@ class LoraState:
         self.merger = WeightMerger(diffusion_model)
         self.runtime = None
         self.applied = None  # (stack key, mode)
-        self.prepared = {}  # (stack key, dtype or None, device) -> prepared stack, most recent last
+        self.prepared = LruCache(PREPARED_CACHE_SIZE)  # (stack key, dtype or None, device) -> prepared stack
 
     def prepared_for(self, key, stack, weights, dtype, device):
-        cache_key = (key, dtype, device)
-        if cache_key not in self.prepared:
-            self.prepared[cache_key] = prepare_stack(stack, weights, dtype=dtype, device=device)
-            while len(self.prepared) > PREPARED_CACHE_SIZE:
-                self.prepared.pop(next(iter(self.prepared)))
-        else:
-            self.prepared[cache_key] = self.prepared.pop(cache_key)
-        return self.prepared[cache_key]
+        return self.prepared.get_or_build((key, dtype, device),
+                                          lambda: prepare_stack(stack, weights, dtype=dtype, device=device))
 
     def clear(self):
         """Back to the plain weights: restore merged ones, remove hooks."""
