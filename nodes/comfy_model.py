@@ -15,6 +15,7 @@ import comfy.supported_models_base
 
 from .bsa_node import OPTION as BSA_OPTION
 from .core.block_sparse_attention import block_sparse_attention
+from .core.checkpoint import fill_parameters
 from .core.dit import LongCatDiT
 from .model_patcher import LongCatModelPatcher
 
@@ -86,10 +87,5 @@ def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_inter
     model = config.get_model({}, "", device="meta")  # parameters without storage: no second copy in RAM
     model.diffusion_model.to_empty(device=offload_device)
     model.device = None
-    params = dict(model.diffusion_model.named_parameters())
-    with torch.no_grad():
-        for key, tensor in checkpoint:
-            params[key].copy_(tensor)
-            if check_interrupt is not None:
-                check_interrupt()
+    fill_parameters(model.diffusion_model, checkpoint, check_interrupt)
     return LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)

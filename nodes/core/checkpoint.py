@@ -106,10 +106,18 @@ def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None)
     dtype = dtype or torch.get_default_dtype()
     ckpt = open_dit_checkpoint(path, dtype=dtype, progress=progress)
     model = LongCatDiT(**ckpt.config, dtype=dtype, device="meta", operations=operations).to_empty(device=device)
+    return fill_parameters(model, ckpt)
+
+
+def fill_parameters(model, checkpoint, check_interrupt=None):
+    """Stream the checkpoint's tensors into the model's parameters, one at a time; `check_interrupt` runs after each
+    (and may raise to stop)."""
     params = dict(model.named_parameters())
     with torch.no_grad():
-        for key, tensor in ckpt:
+        for key, tensor in checkpoint:
             params[key].copy_(tensor)
+            if check_interrupt is not None:
+                check_interrupt()
     return model
 
 
