@@ -61,7 +61,7 @@ def main():
         print(f"one step:                 {step:8.3f} s")
         print(f"GEMM + SDPA floor:        {floor:8.3f} s   ratio {step / floor:.3f}x (target <= 1.15x)")
         print(f"peak GPU memory:          {peak:8.1f} GB (weights {sum(p.numel() for p in model.parameters()) * 2 / 1e9:.1f} GB)")
-        shapes = lora_target_shapes(config["depth"], config["hidden_size"], config["ffn_hidden"], config["adaln_tembed_dim"])
+        shapes = lora_target_shapes(config)
         distill = random_description(shapes, 128 if full else 16, 1, "distill")
         runtime = RuntimeLora(model, prepare_stack([(distill, 0.5)], linear_weights(model), dtype=dtype)).attach()
         with_lora = timed(lambda: model(x, t, context), device, repeats=3)

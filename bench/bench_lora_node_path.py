@@ -22,33 +22,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from bench_common import FULL_CONFIG, device_name, load_pack, random_inputs, timed  # noqa: E402
 
 load_pack()
+from comfy_inprocess import import_comfy_core  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes, random_dit, write_official_lora  # noqa: E402
-from longcat_pack.nodes.core.lora_files import OFFICIAL_DOT, OFFICIAL_PREFIX  # noqa: E402
+from longcat_pack.nodes.core.lora_files import official_stem  # noqa: E402
 from longcat_pack.nodes.headless import find_comfyui  # noqa: E402
-
-
-def import_node_path(root, model_dirs, cuda):
-    """ComfyUI's model management and folder paths (argv `--cpu` without CUDA), the given model folders registered,
-    and the pack's two node classes."""
-    sys.path.insert(0, str(root))
-    import comfy.options
-    comfy.options.enable_args_parsing()
-    saved_argv = sys.argv
-    sys.argv = [saved_argv[0]] + ([] if cuda else ["--cpu"])
-    try:
-        import comfy.cli_args  # noqa: F401  (parses argv now)
-    finally:
-        sys.argv = saved_argv
-    import folder_paths
-    for folder, path in model_dirs.items():
-        folder_paths.add_model_folder_path(folder, str(path))
-    from longcat_pack.nodes.dit_loader import LongCatDiTLoader
-    from longcat_pack.nodes.lora_node import LongCatLoraLoader
-    return LongCatDiTLoader(), LongCatLoraLoader()
 
 
 def main():
@@ -78,49 +59,39 @@ def main():
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    shapes = dict(depth=config["depth"], hidden=config["hidden_size"], ffn=config["ffn_hidden"],
-                  tembed=config["adaln_tembed_dim"])
-    write_official_lora(dirs["loras"] / "distill.safetensors", lora_target_shapes(**shapes), rank=rank, seed=1)
-    write_official_lora(dirs["loras"] / "refine.safetensors", lora_target_shapes(**shapes, refinement=True),
+    write_official_lora(dirs["loras"] / "distill.safetensors", lora_target_shapes(config), rank=rank, seed=1)
+    write_official_lora(dirs["loras"] / "refine.safetensors", lora_target_shapes(config, refinement=True),
                         rank=rank, seed=2)
     print(f"files written in {time.perf_counter() - t0:.1f} s")
 
-    dit_loader, lora = import_node_path(root, dirs, cuda)
+    import_comfy_core(root, dirs, cpu=not cuda)
     import comfy.model_management as mm
-    device = mm.get_torch_device()
-    print(f"device: {device_name(torch.device(device))}; depth {config['depth']}, hidden {config['hidden_size']}, "
-          f"rank {rank}")
-    base = dit_loader.load("dit.safetensors", "bf16")[0]
+    from longcat_pack.nodes.dit_loader import LongCatDiTLoader
+    from longcat_pack.nodes.lora_node import LongCatLoraLoader
+    device = torch.device(mm.get_torch_device())
+    print(f"device: {device_name(device)}; depth {config['depth']}, hidden {config['hidden_size']}, rank {rank}")
+    base = LongCatDiTLoader().load("dit.safetensors", "bf16")[0]
+    lora = LongCatLoraLoader()
     distill = lora.apply(base, "distill.safetensors", 0.5, "merge")[0]
     refine = lora.apply(base, "refine.safetensors", 0.5, "merge")[0]
 
-    def synced(fn):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+    def load_time(patcher):
+        return timed(lambda: mm.load_models_gpu([patcher]), device, warmup=0)
 
-    print(f"load base model to {device}: {synced(lambda: mm.load_models_gpu([base])):.2f} s")
+    print(f"load base model to {device}: {load_time(base):.2f} s")
     targeted = [base.model.diffusion_model.get_submodule(m).weight for m in distill.longcat_loras[0][0].targets]
     copies = [torch.empty_like(w) for w in targeted]
-    copy = min(synced(lambda: [c.copy_(w) for c, w in zip(copies, targeted)]) for _ in range(5))
+    copy = min(timed(lambda: [c.copy_(w) for c, w in zip(copies, targeted)], device, warmup=0) for _ in range(5))
     del copies
-    first = synced(lambda: mm.load_models_gpu([distill]))  # includes preparing the stack on the device
-    to_refine = synced(lambda: mm.load_models_gpu([refine]))
-    merges, switches = [], []
-    for _ in range(3):
-        switches.append(synced(lambda: mm.load_models_gpu([distill])))
-        switches.append(synced(lambda: mm.load_models_gpu([refine])))
-    back_to_base = synced(lambda: mm.load_models_gpu([base]))
-    merges.append(synced(lambda: mm.load_models_gpu([distill])))
-    switch = sorted(switches)[len(switches) // 2]
+    first = load_time(distill)  # includes preparing the stack on the device
+    to_refine = load_time(refine)
+    switch = statistics.median(load_time(branch) for _ in range(3) for branch in (distill, refine))
+    back_to_base = load_time(base)
+    merge = load_time(distill)
     print(f"plain copy of the distill-targeted weights: {copy * 1e3:.1f} ms")
     print(f"first distill load (prepares the stack, then merges): {first * 1e3:.1f} ms")
     print(f"first switch to the refinement branch (prepares it): {to_refine * 1e3:.1f} ms")
-    print(f"merge distill from base through load_models_gpu: {merges[0] * 1e3:.1f} ms  ratio {merges[0] / copy:.2f}x "
+    print(f"merge distill from base through load_models_gpu: {merge * 1e3:.1f} ms  ratio {merge / copy:.2f}x "
           f"(target <= 1.3x)")
     print(f"switch distill <-> refinement (median of 6): {switch * 1e3:.1f} ms  ratio {switch / copy:.2f}x "
           f"(target <= 2.5x)")
@@ -128,7 +99,7 @@ def main():
     if cuda:
         print(f"peak GPU memory while merging and switching: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
     if args.stock:
-        time_stock_switch(mm, base, distill, dirs["loras"], shapes, synced, copy)
+        time_stock_switch(mm, base, distill, dirs["loras"], config, load_time, copy)
     if args.step:
         time_runtime_step(mm, base, lora.apply(base, "distill.safetensors", 0.5, "runtime")[0], config, cuda)
 
@@ -138,7 +109,7 @@ def as_kohya(official_sd, target_shapes):
     pieces * rank, and alpha keeps alpha/rank."""
     sd = {}
     for module, (_, _, pieces) in target_shapes.items():
-        stem = OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
+        stem = official_stem(module)
         down = official_sd[f"{stem}.lora_down.weight"]
         ups = [official_sd[f"{stem}.lora_up.weight"]] if pieces == 1 else \
             [official_sd[f"{stem}.lora_up.blocks.{j}.weight"] for j in range(pieces)]
@@ -149,7 +120,7 @@ def as_kohya(official_sd, target_shapes):
     return sd
 
 
-def time_stock_switch(mm, base, ours, lora_dir, shapes, synced, copy):
+def time_stock_switch(mm, base, ours, lora_dir, config, load_time, copy):
     """Core's path: `comfy.lora` patches on clones of the same loaded model, as LoraLoaderModelOnly adds them;
     checked against our distill branch (`ours`) on one weight."""
     import comfy.lora
@@ -157,15 +128,15 @@ def time_stock_switch(mm, base, ours, lora_dir, shapes, synced, copy):
     branches = []
     for name, refinement in (("distill", False), ("refine", True)):
         official = load_file(str(lora_dir / f"{name}.safetensors"))
-        kohya = as_kohya(official, lora_target_shapes(**shapes, refinement=refinement))
+        kohya = as_kohya(official, lora_target_shapes(config, refinement=refinement))
         branches.append(base.clone())
         branches[-1].add_patches(comfy.lora.load_lora(kohya, key_map), 1.0)
     probe = base.model.diffusion_model.get_submodule("blocks.0.attn.qkv")
     mm.load_models_gpu([ours])
     ours_weight = probe.weight.float()
-    first = synced(lambda: mm.load_models_gpu([branches[0]]))
+    first = load_time(branches[0])
     differs = (probe.weight.float() - ours_weight).abs().max().item()
-    switch = synced(lambda: mm.load_models_gpu([branches[1]]))
+    switch = load_time(branches[1])
     print(f"ComfyUI core's LoRA patches: first load {first:.2f} s, switch distill -> refinement {switch:.2f} s "
           f"({switch / copy:.0f}x the copy); its distill qkv is {differs:.1e} from ours at most")
     mm.load_models_gpu([base])

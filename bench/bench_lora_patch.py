@@ -64,8 +64,9 @@ def main():
     dtype = torch.bfloat16
     print(f"device: {device_name(device)}; {blocks} blocks, hidden {hidden}, FFN {ffn}, rank {rank}, {dtype}")
 
-    distill_shapes = lora_target_shapes(blocks, hidden, ffn, tembed)
-    refine_shapes = lora_target_shapes(blocks, hidden, ffn, tembed, refinement=True)
+    config = dict(depth=blocks, hidden_size=hidden, ffn_hidden=ffn, adaln_tembed_dim=tembed)
+    distill_shapes = lora_target_shapes(config)
+    refine_shapes = lora_target_shapes(config, refinement=True)
     root = build_linears(refine_shapes, dtype, device)
     weights = linear_weights(root)
     targeted = [weights[m] for m in distill_shapes]

@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from .core.demo_files import lora_target_shapes, write_official_lora
+from .core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
 from .core.lora_files import inspect_lora
 from .core.safetensors_file import ModelFileError
 from .headless import find_comfyui
@@ -34,9 +34,9 @@ def describe(info):
 def demo_files(folder):
     """Two tiny official-format LoRAs (random noise) so the command shows something on a bare machine."""
     distill = write_official_lora(os.path.join(folder, "demo_distill_lora.safetensors"),
-                                  lora_target_shapes(2, 256, 768, 64), rank=8, seed=1)
+                                  lora_target_shapes(TINY_DIT), rank=8, seed=1)
     refine = write_official_lora(os.path.join(folder, "demo_refinement_lora.safetensors"),
-                                 lora_target_shapes(2, 256, 768, 64, refinement=True), rank=8, seed=2)
+                                 lora_target_shapes(TINY_DIT, refinement=True), rank=8, seed=2)
     return [distill, refine]
 
 

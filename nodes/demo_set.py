@@ -47,12 +47,10 @@ def write_demo_set(models_dir, comfy_root):
     paths = {role: models_dir / folder / name for role, (folder, name) in DEMO_FILES.items()}
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    shapes = dict(depth=TINY_DIT["depth"], hidden=TINY_DIT["hidden_size"], ffn=TINY_DIT["ffn_hidden"],
-                  tembed=TINY_DIT["adaln_tembed_dim"])
     writers = {
         "dit": lambda p: write_demo_dit(p),
-        "distill_lora": lambda p: write_official_lora(p, lora_target_shapes(**shapes), seed=1),
-        "refine_lora": lambda p: write_official_lora(p, lora_target_shapes(**shapes, refinement=True), seed=2),
+        "distill_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT), seed=1),
+        "refine_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT, refinement=True), seed=2),
         "prompt": lambda p: write_demo_text_embeddings(p),
         "vae": lambda p: subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(p)], cwd=comfy_root, check=True),
     }

@@ -178,7 +178,7 @@ def test_inspect_reads_header_only_and_agrees(golden_dir):
 def test_inspecting_a_full_size_file_reads_only_the_alpha_scalars(tmp_path, monkeypatch):
     """The official distill LoRA at full LongCat size (2.5 GB of fp32 factors; a sparse file here): the inspection
     behind the slider default asks for its alpha_scale scalars and no factor tensor."""
-    shapes = lora_target_shapes(depth=48, hidden=4096, ffn=11008, tembed=512)
+    shapes = lora_target_shapes(dict(depth=48, hidden_size=4096, ffn_hidden=11008, adaln_tembed_dim=512))
     path = write_sparse_official(tmp_path / "distill_full.safetensors", shapes, rank=128, alpha_scale=0.5)
     assert os.path.getsize(path) > 2.5e9
     asked = []

@@ -4,13 +4,15 @@ import torch
 from safetensors.torch import save_file
 
 from .dit import LongCatDiT
-from .lora_files import OFFICIAL_DOT, OFFICIAL_PREFIX
+from .lora_files import official_stem
 
 NOISE_LABEL = {"longcat_demo": "random noise for demos and tests, not a trained model"}
 
 
-def lora_target_shapes(depth, hidden, ffn, tembed, refinement=False):
-    """{module: (out, in, fused pieces)} of the official distill (or refinement) LoRA for a DiT of this size."""
+def lora_target_shapes(config, refinement=False):
+    """{module: (out, in, fused pieces)} of the official distill (or refinement) LoRA for a DiT built from `config`
+    (LongCatDiT's arguments; depth, hidden_size, ffn_hidden and adaln_tembed_dim are read)."""
+    depth, hidden, ffn, tembed = (config[k] for k in ("depth", "hidden_size", "ffn_hidden", "adaln_tembed_dim"))
     shapes = {}
     for i in range(depth):
         b = f"blocks.{i}."
@@ -30,7 +32,7 @@ def write_official_lora(path, target_shapes, rank=8, alpha_scale=0.5, seed=0, dt
     gen = torch.Generator().manual_seed(seed)
     sd = {}
     for module, (out, inp, pieces) in target_shapes.items():
-        stem = OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
+        stem = official_stem(module)
         sd[f"{stem}.lora_down.weight"] = (torch.randn(pieces * rank, inp, generator=gen) * 0.07).to(dtype)
         ups = [(torch.randn(out // pieces, rank, generator=gen) * 0.07).to(dtype) for _ in range(pieces)]
         if pieces == 1:

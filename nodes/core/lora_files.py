@@ -93,6 +93,11 @@ class _Group:
     alpha: str = None
 
 
+def official_stem(module):
+    """The key stem the official LongCat files use for a native module name (native_module_name reverses it)."""
+    return OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
+
+
 def native_module_name(raw):
     """Map a module path of any supported key style to a native LongCat module name, or None."""
     if raw.startswith(OFFICIAL_PREFIX):
