@@ -36,6 +36,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _status_and_json(request):
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
 class PromptRejected(Exception):
     """POST /prompt answered 400: the body holds ComfyUI's node_errors."""
 
@@ -122,20 +130,11 @@ class ComfyServer:
 
     def get_status(self, path):
         """(HTTP status, parsed JSON body) without raising on 4xx."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=60) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        return _status_and_json(self.url + path)
 
     def post(self, path, data):
-        req = urllib.request.Request(self.url + path, data=json.dumps(data).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        return _status_and_json(urllib.request.Request(self.url + path, data=json.dumps(data).encode(),
+                                                       headers={"Content-Type": "application/json"}))
 
     def history(self, prompt_id, timeout=30):
         """The history entry; the server writes it just after its last websocket message."""

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from longcat_pack.nodes.demo_set import write_demo_set
-from longcat_pack.nodes.workflow_runner import WORKFLOWS, demo_prompt, load_api_workflow, saved_files
+from longcat_pack.nodes.workflow_runner import WORKFLOWS, demo_prompt, load_api_workflow, saved_files, \
+    with_prompt_text
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +16,10 @@ def demo_names(comfy_server, comfyui_root):
     return write_demo_set(comfy_server.base / "models", comfyui_root)
 
 
-def with_seed_offset(prompt, offset):
-    """Other seeds: ComfyUI's cache would otherwise reuse stage 1 from an earlier test."""
-    for node in prompt.values():
-        if node["class_type"] == "RandomNoise":
-            node["inputs"]["noise_seed"] += offset
-    return prompt
+def demo_run(name, demo_names, seed_offset):
+    """The shipped workflow on the demo set, its seeds moved by `seed_offset`: ComfyUI's cache would otherwise
+    reuse stage 1 from an earlier test."""
+    return demo_prompt(with_prompt_text(load_api_workflow(name), None, seed_offset), demo_names)
 
 
 def video_facts(path):
@@ -34,7 +33,7 @@ def video_facts(path):
 @pytest.mark.parametrize("name,frames,fps", [("longcat_t2v_distill", 9, 15.0),
                                              ("longcat_t2v_distill_refine", 18, 30.0)])
 def test_workflow_runs_and_saves_the_video(comfy_server, demo_names, name, frames, fps):
-    events, history = comfy_server.run(with_seed_offset(demo_prompt(load_api_workflow(name), demo_names), frames))
+    events, history = comfy_server.run(demo_run(name, demo_names, frames))
     assert history["status"]["status_str"] == "success", [e for e in events if e["type"] == "execution_error"]
     files = saved_files(comfy_server, history)
     assert len(files) == 1 and files[0].suffix == ".mp4"
@@ -52,7 +51,7 @@ def test_workflow_can_be_interrupted(comfy_server, demo_names):
             interrupted.set()
             comfy_server.post("/interrupt", {})
 
-    prompt = with_seed_offset(demo_prompt(load_api_workflow("longcat_t2v_distill_refine"), demo_names), 1000)
+    prompt = demo_run("longcat_t2v_distill_refine", demo_names, 1000)
     events, _ = comfy_server.run(prompt, on_message=interrupt_on_first_step)
     assert events[-1]["type"] == "execution_interrupted", events[-1]
     assert comfy_server.alive()
@@ -96,7 +95,7 @@ def test_changed_refinement_slider_reruns_only_the_refinement_stage(comfy_server
     stage, only the refinement LoRA and what follows run, and the frames change. Queued once more with the first
     strength, the frames are the first ones again, bit for bit: the stack switch left no stale or doubled patch."""
     prompt = with_lossless_output(
-        with_seed_offset(demo_prompt(load_api_workflow("longcat_t2v_distill_refine"), demo_names), 2000))
+        demo_run("longcat_t2v_distill_refine", demo_names, 2000))
     refine_lora = next(k for k, v in prompt.items()
                        if v["class_type"] == "LongCatLoraLoader" and "Refinement" in v["_meta"]["title"])
     rerun = downstream_of(prompt, refine_lora)
