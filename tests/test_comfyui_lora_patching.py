@@ -50,6 +50,13 @@ def raw_output(patcher, inputs, tensors):
                                   tensors[inputs["encoder_attention_mask"]["key"]])
 
 
+def assert_reproduces(patcher, cases, case):
+    """The model as ComfyUI holds it now gives the golden output of `case` (the README's 1e-4 tolerance)."""
+    meta, tensors = cases
+    out = raw_output(patcher, meta[case]["inputs"], tensors)
+    torch.testing.assert_close(out, tensors[meta[case]["output"]["key"]], atol=1e-4, rtol=1e-4)
+
+
 def assert_base_weights(patcher, checkpoint):
     for key, value in patcher.model.diffusion_model.state_dict().items():
         assert torch.equal(value.cpu(), checkpoint[key]), key
@@ -68,25 +75,21 @@ GOLDEN_STACKS = {
 @pytest.mark.parametrize("case", sorted(GOLDEN_STACKS))
 def test_golden_lora_cases_through_comfyui(comfy_env, base_model, cases, case, mode):
     """At the file's default strength (alpha/rank = 0.5) the node reproduces the reference at multiplier 1.0."""
-    meta, tensors = cases
     _, mm = comfy_env
     model = with_loras(comfy_env, base_model, GOLDEN_STACKS[case], mode)
     mm.load_models_gpu([model])
-    out = raw_output(model, meta[case]["inputs"], tensors)
-    torch.testing.assert_close(out, tensors[meta[case]["output"]["key"]], atol=1e-4, rtol=1e-4)
+    assert_reproduces(model, cases, case)
     assert model.lora_state().applied[1] == mode
 
 
 def test_branch_switches_restore_base_bit_exactly(comfy_env, base_model, cases, checkpoint):
-    meta, tensors = cases
     _, mm = comfy_env
     distill = with_loras(comfy_env, base_model, GOLDEN_STACKS["c_distill"])
     refine = with_loras(comfy_env, base_model, GOLDEN_STACKS["d_refine"])
     for _ in range(3):
         for branch, case in ((distill, "c_distill"), (refine, "d_refine")):
             mm.load_models_gpu([branch])
-            out = raw_output(branch, meta[case]["inputs"], tensors)
-            torch.testing.assert_close(out, tensors[meta[case]["output"]["key"]], atol=1e-4, rtol=1e-4)
+            assert_reproduces(branch, cases, case)
         mm.load_models_gpu([base_model])
         assert_base_weights(base_model, checkpoint)
     mm.load_models_gpu([distill])
@@ -95,18 +98,15 @@ def test_branch_switches_restore_base_bit_exactly(comfy_env, base_model, cases, 
 
 
 def test_changed_slider_is_never_doubled(comfy_env, base_model, cases):
-    meta, tensors = cases
     _, mm = comfy_env
     first = with_loras(comfy_env, base_model, [("lora_distill.safetensors", 1.0)])
     mm.load_models_gpu([first])
     second = with_loras(comfy_env, base_model, [("lora_distill.safetensors", 0.3)])
     mm.load_models_gpu([second])
-    out = raw_output(second, meta["e_distill_m060"]["inputs"], tensors)
-    torch.testing.assert_close(out, tensors["e_distill_m060.out"], atol=1e-4, rtol=1e-4)
+    assert_reproduces(second, cases, "e_distill_m060")
 
 
 def test_partial_unload_switches_to_runtime_and_back(comfy_env, base_model, cases, checkpoint):
-    meta, tensors = cases
     _, mm = comfy_env
     model = with_loras(comfy_env, base_model, GOLDEN_STACKS["c_distill"])
     mm.load_models_gpu([model])
@@ -115,14 +115,12 @@ def test_partial_unload_switches_to_runtime_and_back(comfy_env, base_model, case
     assert model.model.model_lowvram and model.lora_state().applied[1] == "runtime"
     for key, value in model.model.diffusion_model.state_dict().items():
         assert torch.equal(value.cpu(), checkpoint[key]), key  # runtime mode: weights are the base ones
-    out = raw_output(model, meta["c_distill"]["inputs"], tensors)
-    torch.testing.assert_close(out, tensors["c_distill.out"], atol=1e-4, rtol=1e-4)
+    assert_reproduces(model, cases, "c_distill")
     mm.unload_all_models()
     assert_base_weights(model, checkpoint)
 
 
 def test_interrupted_load_leaves_base_weights(comfy_env, base_model, checkpoint, cases):
-    meta, tensors = cases
     _, mm = comfy_env
     model = with_loras(comfy_env, base_model, GOLDEN_STACKS["h_distill_plus_refine"], "merge")
     mm.interrupt_current_processing(True)
@@ -134,8 +132,7 @@ def test_interrupted_load_leaves_base_weights(comfy_env, base_model, checkpoint,
     assert_base_weights(model, checkpoint)
     mm.unload_all_models()
     mm.load_models_gpu([model])
-    out = raw_output(model, meta["h_distill_plus_refine"]["inputs"], tensors)
-    torch.testing.assert_close(out, tensors["h_distill_plus_refine.out"], atol=1e-4, rtol=1e-4)
+    assert_reproduces(model, cases, "h_distill_plus_refine")
 
 
 def test_interrupted_sampling_then_rerun_equals_clean_run(comfy_env, base_model):
