@@ -24,6 +24,21 @@ def assert_rounded_once(merged, weight, target):
     assert (error <= bound).all(), error.max()
 
 
+def assert_grouped_merge_rounds_once(golden_dir, dtype, device):
+    """One grouped launch merges every target of a two-LoRA stack into fresh outputs, each within one rounding of
+    the float64 result. Returns (weights, prepared stack) for further checks."""
+    root = linear_tree(load_file(str(golden_dir / "tiny_dit.safetensors")), dtype).to(device)
+    stack = [(read_lora(golden_dir / "lora_distill.safetensors"), 0.7),
+             (read_lora(golden_dir / "lora_refine.safetensors"), 0.5)]
+    weights = linear_weights(root)
+    prepared = prepare_stack(stack, weights)
+    outs = {name: torch.full_like(weights[name], float("nan")) for name in prepared}
+    merge_kernel.grouped_merge([(weights[name].data, target, outs[name]) for name, target in prepared.items()])
+    for name, out in outs.items():
+        assert_rounded_once(out, weights[name].data, prepared[name])
+    return weights, prepared
+
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or merge_kernel.triton is None,
                                 reason="the fused merge kernel needs CUDA and Triton (runs on the GPU machine)")
 
@@ -33,16 +48,7 @@ def test_grouped_kernel_rounds_once(golden_dir, dtype):
     """out = W + U @ D within one rounding of the float64 result, for every target of a two-LoRA stack.
     (cuBLAS's half-precision addmm, the torch path, measured up to ~1.5 ulp off on an H100, so it is not the
     yardstick here; on the CPU the torch path is checked in test_lora_patcher.)"""
-    base = load_file(str(golden_dir / "tiny_dit.safetensors"))
-    root = linear_tree(base, dtype).cuda()
-    stack = [(read_lora(golden_dir / "lora_distill.safetensors"), 0.7),
-             (read_lora(golden_dir / "lora_refine.safetensors"), 0.5)]
-    weights = linear_weights(root)
-    prepared = prepare_stack(stack, weights)
-    outs = {name: torch.full_like(weights[name], float("nan")) for name in prepared}
-    merge_kernel.grouped_merge([(weights[name].data, target, outs[name]) for name, target in prepared.items()])
-    for name, out in outs.items():
-        assert_rounded_once(out, weights[name].data, prepared[name])
+    assert_grouped_merge_rounds_once(golden_dir, dtype, "cuda")
 
 
 def test_fused_merge_restores_bit_exactly(golden_dir):
