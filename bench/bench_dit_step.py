@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, random_inputs, \
-    timed  # noqa: E402
+from bench_common import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, SMALL_CONFIG, build_random_dit, \
+    device_name, load_pack, random_inputs, timed  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, linear_weights, prepare_stack  # noqa: E402
@@ -46,7 +46,7 @@ def main():
     full = device.type == "cuda"
     config = FULL_CONFIG if full else SMALL_CONFIG
     dtype = torch.bfloat16
-    T, H, W = (24, 60, 104) if full else (4, 16, 16)  # latent grid: 480x832, 93 frames -> 24 x 60 x 104
+    T, H, W = LATENT_480P if full else LATENT_480P_SMALL
     tokens = T * (H // 2) * (W // 2)
     print(f"device: {device_name(device)}; depth {config['depth']}, hidden {config['hidden_size']}, {tokens} tokens")
     model = build_random_dit(config, dtype, device)

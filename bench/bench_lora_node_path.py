@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
-from bench_common import FULL_CONFIG, device_name, load_pack, random_inputs, timed  # noqa: E402
+from bench_common import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, device_name, load_pack, random_inputs, timed  # noqa: E402
 
 load_pack()
 from comfy_inprocess import import_comfy_core  # noqa: E402
@@ -145,7 +145,7 @@ def time_stock_switch(mm, base, ours, lora_dir, config, load_time, copy):
 def time_runtime_step(mm, base, runtime, config, cuda):
     """One denoising step through ComfyUI's `apply_model`, bare and with the distill LoRA added at run time."""
     device = torch.device(mm.get_torch_device())
-    grid = (24, 60, 104) if cuda else (4, 16, 16)  # 480x832, 93 frames -> 24 x 60 x 104 latents
+    grid = LATENT_480P if cuda else LATENT_480P_SMALL
     x, context = random_inputs(config, grid, torch.bfloat16, device)
     sigma = torch.tensor([0.7], device=device)
     if cuda:
