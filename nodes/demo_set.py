@@ -48,10 +48,10 @@ def write_demo_set(models_dir, comfy_root):
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     writers = {
-        "dit": lambda p: write_demo_dit(p),
+        "dit": write_demo_dit,
         "distill_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT), seed=1),
         "refine_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT, refinement=True), seed=2),
-        "prompt": lambda p: write_demo_text_embeddings(p),
+        "prompt": write_demo_text_embeddings,
         "vae": lambda p: subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(p)], cwd=comfy_root, check=True),
     }
     for role, path in paths.items():

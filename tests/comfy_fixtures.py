@@ -7,11 +7,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from comfy_inprocess import import_comfyui
+from longcat_pack.nodes.core.demo_files import write_demo_text_embeddings
 from longcat_pack.nodes.headless import ComfyServer, find_comfyui
 from conftest import GOLDEN
 from test_checkpoint import write_sharded
-
-TINY_TEXT_CHANNELS = 256
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -19,12 +18,6 @@ def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can act on failures (browser screenshots)."""
     outcome = yield
     setattr(item, "rep_" + outcome.get_result().when, outcome.get_result())
-
-
-def write_text_embeddings(path, tokens, seed):
-    g = torch.Generator().manual_seed(seed)
-    save_file({"text_embeds": torch.randn(tokens, TINY_TEXT_CHANNELS, generator=g)}, str(path))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +76,8 @@ def populate_models(server):
     write_other_format_loras(loras)
     emb = server.models("text_embeddings")
     emb.mkdir(parents=True, exist_ok=True)
-    write_text_embeddings(emb / "tiny_prompt.safetensors", 7, seed=1)
-    write_text_embeddings(emb / "tiny_negative.safetensors", 3, seed=2)
+    write_demo_text_embeddings(emb / "tiny_prompt.safetensors", tokens=7, seed=1)
+    write_demo_text_embeddings(emb / "tiny_negative.safetensors", tokens=3, seed=2)
 
 
 @pytest.fixture(scope="session")
