@@ -4,7 +4,6 @@ ComfyUI has a top-level module called `nodes`, so the pack is never put on sys.p
 `longcat_pack.nodes.core...` and the pack's own modules use relative imports only.
 """
 import importlib.util
-import os
 import sys
 import types
 from pathlib import Path
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LONGCAT_SHARED", PACK_ROOT.parent / "shared"))
-GOLDEN = SHARED / "golden"
+GOLDEN = PACK_ROOT / "tests" / "golden"  # outputs of the reference implementation (see golden/README.md)
 
 
 def _register_pack():
@@ -31,8 +29,6 @@ _register_pack()
 
 @pytest.fixture(scope="session")
 def golden_dir():
-    if not GOLDEN.is_dir():
-        pytest.skip(f"shared golden vectors not found at {GOLDEN}")
     return GOLDEN
 
 
