@@ -29,7 +29,7 @@ load_pack()
 from comfy_inprocess import import_comfy_core  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes, random_dit, write_official_lora  # noqa: E402
 from longcat_pack.nodes.core.lora_files import official_stem  # noqa: E402
-from longcat_pack.nodes.headless import find_comfyui  # noqa: E402
+from longcat_pack.nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
 
 
 def main():
@@ -66,8 +66,8 @@ def main():
 
     import_comfy_core(root, dirs, cpu=not cuda)
     import comfy.model_management as mm
-    from longcat_pack.nodes.dit_loader import LongCatDiTLoader
-    from longcat_pack.nodes.lora_node import LongCatLoraLoader
+    from longcat_pack.nodes.loaders.dit_loader import LongCatDiTLoader
+    from longcat_pack.nodes.loaders.lora_node import LongCatLoraLoader
     device = torch.device(mm.get_torch_device())
     print(f"device: {device_name(device)}; depth {config['depth']}, hidden {config['hidden_size']}, rank {rank}")
     base = LongCatDiTLoader().load("dit.safetensors", "bf16")[0]

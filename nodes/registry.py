@@ -1,12 +1,12 @@
 """The pack's node list (importing the route module registers /longcat/lora_info)."""
-from . import lora_info_route  # noqa: F401
-from .bsa_node import LongCatBlockSparseAttention
-from .dit_loader import LongCatDiTLoader
-from .guidance_node import LongCatCFGZeroStar
-from .lora_node import LongCatLoraLoader
-from .refine_nodes import LongCatRefineUpscale, LongCatTrimFrames
-from .sigmas_node import LongCatSigmas
-from .text_embeddings import LongCatTextEmbeddingsLoader
+from .loaders import lora_info_route  # noqa: F401
+from .stages.bsa_node import LongCatBlockSparseAttention
+from .loaders.dit_loader import LongCatDiTLoader
+from .stages.guidance_node import LongCatCFGZeroStar
+from .loaders.lora_node import LongCatLoraLoader
+from .stages.refine_nodes import LongCatRefineUpscale, LongCatTrimFrames
+from .stages.sigmas_node import LongCatSigmas
+from .loaders.text_embeddings import LongCatTextEmbeddingsLoader
 
 NODE_CLASS_MAPPINGS = {
     "LongCatDiTLoader": LongCatDiTLoader,

@@ -122,7 +122,7 @@ def test_new_node_starts_at_its_initial_files_default(page):
 @pytest.mark.parametrize("name", ["longcat_t2v_distill", "longcat_t2v_distill_refine"])
 def test_shipped_workflow_loads_with_no_missing_nodes(page, name):
     import json
-    from longcat_pack.nodes.workflow_runner import WORKFLOWS
+    from longcat_pack.nodes.cli.workflow_runner import WORKFLOWS
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
     result = page.evaluate("""async (wf) => {
         const missing = wf.nodes.map(n => n.type).filter(t => !LiteGraph.registered_node_types[t]);

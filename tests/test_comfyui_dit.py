@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from longcat_pack.nodes.headless import PromptRejected
+from longcat_pack.nodes.cli.headless import PromptRejected
 
 
 def t2v_prompt(dit_name, steps=2, seed=7, prefix="tiny", loras=()):

@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from longcat_pack.nodes.demo_set import write_demo_set
-from longcat_pack.nodes.workflow_runner import WORKFLOWS, demo_prompt, load_api_workflow, saved_files, \
+from longcat_pack.nodes.cli.demo_set import write_demo_set
+from longcat_pack.nodes.cli.workflow_runner import WORKFLOWS, demo_prompt, load_api_workflow, saved_files, \
     with_prompt_text
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .core.demo_files import TINY_DIT, lora_target_shapes, write_demo_dit, write_demo_text_embeddings, \
+from ..core.demo_files import TINY_DIT, lora_target_shapes, write_demo_dit, write_demo_text_embeddings, \
     write_official_lora
 
 DEMO_FILES = {

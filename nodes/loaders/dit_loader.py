@@ -6,8 +6,8 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from .comfy_model import build_model_patcher, pick_dtypes
-from .core.checkpoint import INDEX_NAME, open_dit_checkpoint
+from ..model.comfy_model import build_model_patcher, pick_dtypes
+from ..core.checkpoint import INDEX_NAME, open_dit_checkpoint
 
 WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp32"]
 

@@ -3,7 +3,7 @@ the node label come from, and what scripts can ask before sending a strength."""
 from aiohttp import web
 from server import PromptServer
 
-from .core.safetensors_file import ModelFileError
+from ..core.safetensors_file import ModelFileError
 from .lora_library import LoraNameError, lora_info
 
 

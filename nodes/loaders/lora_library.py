@@ -4,8 +4,8 @@ import os
 
 import folder_paths
 
-from .core.lora_files import inspect_lora, read_lora
-from .core.lru_cache import LruCache
+from ..core.lora_files import inspect_lora, read_lora
+from ..core.lru_cache import LruCache
 
 CACHE_SIZE = 4  # full descriptions hold the factors in host memory (the two official files: about 5.7 GB fp32)
 _read_cache = LruCache(CACHE_SIZE)

@@ -2,7 +2,7 @@
 import folder_paths
 
 from .lora_library import cached_read, resolve_lora
-from .model_patcher import MODES, LongCatModelPatcher
+from ..model.model_patcher import MODES, LongCatModelPatcher
 
 
 class LongCatLoraLoader:

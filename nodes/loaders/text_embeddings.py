@@ -10,8 +10,8 @@ import torch
 
 import folder_paths
 
-from .comfy_model import TEXT_TOKENS
-from .core.safetensors_file import ModelFileError, load_tensors
+from ..model.comfy_model import TEXT_TOKENS
+from ..core.safetensors_file import ModelFileError, load_tensors
 
 FOLDER = "text_embeddings"
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))

@@ -13,10 +13,10 @@ import comfy.model_base
 import comfy.model_management as mm
 import comfy.supported_models_base
 
-from .bsa_node import OPTION as BSA_OPTION
-from .core.block_sparse_attention import block_sparse_attention
-from .core.checkpoint import fill_parameters
-from .core.dit import LongCatDiT
+from ..stages.bsa_node import OPTION as BSA_OPTION
+from ..core.block_sparse_attention import block_sparse_attention
+from ..core.checkpoint import fill_parameters
+from ..core.dit import LongCatDiT
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows

@@ -15,9 +15,9 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
 
-from .core.lora_patcher import MERGEABLE_DTYPES, RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, \
+from ..core.lora_patcher import MERGEABLE_DTYPES, RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, \
     prepare_stack
-from .core.lru_cache import LruCache
+from ..core.lru_cache import LruCache
 
 MODES = ("auto", "merge", "runtime")
 PREPARED_CACHE_SIZE = 2  # distill and refinement stacks stay on the device: switching costs one merge
@@ -62,8 +62,8 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
         n.longcat_mode = self.longcat_mode
         return n
 
-    def clone_has_same_weights(self, clone):
-        return (super().clone_has_same_weights(clone) and
+    def clone_has_same_weights(self, clone, *args, **kwargs):
+        return (super().clone_has_same_weights(clone, *args, **kwargs) and
                 stack_key(self.longcat_loras) == stack_key(getattr(clone, "longcat_loras", ())))
 
     def with_lora(self, description, strength, mode):

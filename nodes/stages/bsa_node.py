@@ -1,5 +1,5 @@
 """LongCat Block-Sparse Attention: the refinement stage's self-attention (keeps 6.25% of 4x4x4 key tiles)."""
-from .core.block_sparse_attention import DEFAULT_SPARSITY
+from ..core.block_sparse_attention import DEFAULT_SPARSITY
 
 OPTION = "longcat_block_sparse"
 

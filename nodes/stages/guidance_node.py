@@ -4,7 +4,7 @@ Core's CFGZeroStar node applies the formula to denoised predictions; for a flow 
 reference (which applies it to velocities) by x * (alpha - 1) * (1 - guidance). This node converts ComfyUI's
 denoised predictions back to velocities, applies core `cfg_zero_star`, and converts back.
 """
-from .core.schedules import cfg_zero_star
+from ..core.schedules import cfg_zero_star
 
 
 class LongCatCFGZeroStar:

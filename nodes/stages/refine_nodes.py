@@ -1,5 +1,5 @@
 """480p -> 720p refinement geometry as nodes: upscale (2x frames, 720p bucket, padding) and the matching trim."""
-from .core.refine_geometry import refine_bucket, refine_frame_plan, trim_frames, upscale_frames
+from ..core.refine_geometry import refine_bucket, refine_frame_plan, trim_frames, upscale_frames
 
 RESOLUTIONS = ["720p bucket", "same as input"]
 

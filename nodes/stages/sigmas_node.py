@@ -1,5 +1,5 @@
 """LongCat Sigmas: the reference's sigma schedules (shift 12) for stock SamplerCustomAdvanced / SamplerCustom."""
-from .core.schedules import base_sigmas, distill_sigmas, refine_sigmas
+from ..core.schedules import base_sigmas, distill_sigmas, refine_sigmas
 
 REFERENCE_STEPS = {"base": 50, "distill": 16, "refine": 50}
 
