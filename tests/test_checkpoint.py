@@ -1,12 +1,15 @@
 """Reading DiT checkpoints: single file and sharded folder agree; every bad input is a CheckpointError naming it."""
 import json
 import pickle
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from longcat_pack.nodes.core.checkpoint import INDEX_NAME, CheckpointError, load_dit, open_dit_checkpoint
+from longcat_pack.nodes.core.checkpoint import INDEX_NAME, CheckpointError, fill_parameters, load_dit, \
+    open_dit_checkpoint
+from longcat_pack.nodes.core.dit import LongCatDiT
 
 SHARD = "diffusion_pytorch_model-{:05d}-of-00003.safetensors"
 
@@ -98,6 +101,26 @@ def test_load_dit_builds_the_model(sharded, weights):
     assert_same(model.state_dict(), weights)
     assert calls[-1] == 56
     assert next(load_dit(sharded, dtype=torch.bfloat16).parameters()).dtype == torch.bfloat16
+
+
+class LazyLinear(torch.nn.Linear):
+    """A layer that holds `weight = None` until loaded, as ComfyUI's Linear does under DynamicVRAM."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        torch.nn.Module.__init__(self)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = None
+        self.bias = None
+
+
+def test_lazily_created_parameters_are_filled(single, weights):
+    lazy = SimpleNamespace(Linear=LazyLinear, Conv3d=torch.nn.Conv3d, LayerNorm=torch.nn.LayerNorm)
+    checkpoint = open_dit_checkpoint(single)
+    model = LongCatDiT(**checkpoint.config, device="meta", operations=lazy).to_empty(device="cpu")
+    assert model.blocks[0].attn.qkv.weight is None
+    fill_parameters(model, checkpoint)
+    assert_same(model.state_dict(), weights)
+    assert isinstance(model.blocks[0].attn.qkv.weight, torch.nn.Parameter)
 
 
 def test_comfyui_prefix_is_stripped(tmp_path, weights):

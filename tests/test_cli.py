@@ -1,5 +1,6 @@
 """The README's main job: `python -m nodes.cli inspect` reports what the loader sees in each file."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -51,12 +52,30 @@ def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, tmp_path):
     assert frames.std() > 10  # noise from the random files, not the flat frames a NaN in the chain leaves
 
 
+def pack_copy_outside_comfyui(tmp_path):
+    """The pack's code in a folder of its own, as a fresh clone with no ComfyUI anywhere (not in the pack's
+    .comfyui/, not around it, not in HOME); returns (folder, environment without COMFYUI_PATH)."""
+    copy = tmp_path / "clone"
+    for part in ("nodes", "workflows"):
+        shutil.copytree(PACK_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    return copy, {**env, "HOME": str(tmp_path / "home")}
+
+
 def test_main_job_without_comfyui_says_so(tmp_path):
-    env = {**os.environ, "COMFYUI_PATH": str(tmp_path / "none"), "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--fallback-inspect"], cwd=PACK_ROOT,
+    clone, env = pack_copy_outside_comfyui(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--fallback-inspect"], cwd=clone,
                             capture_output=True, text=True, timeout=120, env=env)
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stderr
     assert "ComfyUI not found" in result.stderr and "alpha/rank:        0.5" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run"], cwd=PACK_ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run"], cwd=clone, capture_output=True,
                             text=True, timeout=120, env=env)
     assert result.returncode == 2 and "ComfyUI not found" in result.stderr
+
+
+def test_comfyui_path_that_points_nowhere_is_an_error(tmp_path):
+    env = {**os.environ, "COMFYUI_PATH": str(tmp_path / "nowhere")}
+    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--fallback-inspect"], cwd=PACK_ROOT,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    assert f"COMFYUI_PATH={tmp_path / 'nowhere'} is not a ComfyUI checkout" in result.stderr

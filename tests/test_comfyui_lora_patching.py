@@ -191,10 +191,14 @@ def test_slow_merges_show_a_progress_bar_fast_ones_do_not(comfy_env, base_model,
     seconds), counting targets up to all of them; the usual millisecond merge shows none."""
     import comfy.utils
     pack, mm = comfy_env
-    patcher_module = sys.modules[pack.__name__ + ".nodes.model_patcher"]
-    updates = []
-    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None:
-                        updates.append((value, total)))
+    patcher_module = sys.modules[pack.__name__ + ".nodes.model.model_patcher"]
+    updates = []  # what the pack reports to the bar (newer ComfyUI throttles what reaches the UI hook)
+    report = comfy.utils.ProgressBar.update_absolute
+
+    def recorded(bar, value, total=None, preview=None):
+        updates.append((value, total))
+        return report(bar, value, total, preview)
+    monkeypatch.setattr(comfy.utils.ProgressBar, "update_absolute", recorded)
     distill = with_loras(comfy_env, base_model, [("lora_distill.safetensors", 0.5)], "merge")
     refine = with_loras(comfy_env, base_model, [("lora_refine.safetensors", 0.5)], "merge")
     mm.load_models_gpu([distill])

@@ -39,8 +39,9 @@ def assert_grouped_merge_rounds_once(golden_dir, dtype, device):
     return weights, prepared
 
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or merge_kernel.triton is None,
-                                reason="the fused merge kernel needs CUDA and Triton (runs on the GPU machine)")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available() or merge_kernel.triton is None,
+                                 reason="the fused merge kernel needs CUDA and Triton (runs on the GPU machine)")]
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])

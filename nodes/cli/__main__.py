@@ -4,16 +4,17 @@
 headless through ComfyUI, on the installed LongCat files, or on a tiny random demo set when they are missing.
 `python -m nodes.cli inspect FILE...`: what the LoRA loader sees in each file (format, rank, alpha/rank = the
 default strength, targets, keys it does not understand).
+`python -m nodes.cli setup-comfyui`: find ComfyUI, or set one up inside the pack (what scripts/install.sh runs).
 """
 import argparse
 import os
 import sys
 import tempfile
 
-from .core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
-from .core.lora_files import inspect_lora
-from .core.safetensors_file import ModelFileError
-from .headless import find_comfyui
+from ..core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
+from ..core.lora_files import inspect_lora
+from ..core.safetensors_file import ModelFileError
+from .comfyui_checkout import ComfyUIPathError, checked_comfyui, ensure_comfyui, find_comfyui
 
 
 def describe(info):
@@ -57,10 +58,15 @@ def inspect_command(args):
 
 
 def run_command(args):
-    comfy_root = find_comfyui() if args.comfyui is None else args.comfyui
+    try:
+        comfy_root = find_comfyui() if args.comfyui is None else checked_comfyui(args.comfyui, "--comfyui")
+    except ComfyUIPathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if comfy_root is None:
-        print("ComfyUI not found: set COMFYUI_PATH, pass --comfyui, install this pack into ComfyUI/custom_nodes, or "
-              "put ComfyUI at ~/ComfyUI (with its requirements installed).", file=sys.stderr)
+        print("ComfyUI not found: run `bash scripts/install.sh` with COMFYUI_ARCHIVE set to a ComfyUI source .tar.gz "
+              "(or with network) to set one up, or set COMFYUI_PATH, pass --comfyui, install this pack into "
+              "ComfyUI/custom_nodes, or put ComfyUI at ~/ComfyUI (with its requirements installed).", file=sys.stderr)
         if args.fallback_inspect:
             print("Showing what the pack reads from LoRA files instead:\n")
             return inspect_command(argparse.Namespace(files=[], demo=True))
@@ -73,6 +79,17 @@ def run_command(args):
     if status != "success":
         print(f"ComfyUI log: {log}", file=sys.stderr)
         return 1
+    return 0
+
+
+def setup_command(args):
+    try:
+        root = ensure_comfyui(os.environ.get("COMFYUI_ARCHIVE") or None)
+    except (ComfyUIPathError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if root is None:
+        print("the main job will show what the pack reads from LoRA files instead of rendering", file=sys.stderr)
     return 0
 
 
@@ -93,6 +110,9 @@ def main(argv=None):
     r.add_argument("--fallback-inspect", action="store_true",
                    help="without ComfyUI, inspect demo LoRAs instead of failing")
     r.set_defaults(run=run_command)
+    s = sub.add_parser("setup-comfyui", help="find ComfyUI, or set one up in .comfyui/ (from COMFYUI_ARCHIVE, else a "
+                                             "clone of the pinned release), and install its requirements")
+    s.set_defaults(run=setup_command)
     args = parser.parse_args(argv)
     return args.run(args)
 

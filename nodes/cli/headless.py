@@ -1,9 +1,8 @@
-"""Running ComfyUI headless: find a ComfyUI checkout, start it on loopback with this pack installed, queue an
+"""Running ComfyUI headless: start a ComfyUI checkout on loopback with this pack installed, queue an
 API-format prompt and follow it over the websocket. Used by `python -m nodes.cli run` and by the tests.
 Imports no ComfyUI code: ComfyUI runs as its own process."""
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,21 +12,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
+from .comfyui_checkout import PACK_ROOT
+
 PACK_NAME = "comfyui-longcat-video"
 MODEL_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae", "text_encoders")
-
-
-def find_comfyui():
-    """COMFYUI_PATH, else the ComfyUI holding this pack (custom_nodes/<pack>), else ~/ComfyUI; None if absent."""
-    candidates = [os.environ.get("COMFYUI_PATH")]
-    if PACK_ROOT.parent.name == "custom_nodes":
-        candidates.append(str(PACK_ROOT.parent.parent))
-    candidates.append(str(Path.home() / "ComfyUI"))
-    for c in candidates:
-        if c and (Path(c) / "main.py").is_file() and (Path(c) / "comfy").is_dir():
-            return Path(c)
-    return None
 
 
 def free_port():

@@ -111,11 +111,22 @@ def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None)
 
 def fill_parameters(model, checkpoint, check_interrupt=None):
     """Stream the checkpoint's tensors into the model's parameters, one at a time; `check_interrupt` runs after each
-    (and may raise to stop)."""
+    (and may raise to stop).
+
+    Layers that create their parameters only when loaded (ComfyUI's Linear under DynamicVRAM holds `weight = None`
+    until then) get a new parameter holding the tensor, on the device of the model's other parameters."""
     params = dict(model.named_parameters())
+    device = next((p.device for p in params.values()), torch.device("cpu"))
     with torch.no_grad():
         for key, tensor in checkpoint:
-            params[key].copy_(tensor)
+            if key in params:
+                params[key].copy_(tensor)
+            else:
+                module_name, _, name = key.rpartition(".")
+                module = model.get_submodule(module_name)
+                if getattr(module, name, "absent") is not None:
+                    raise KeyError(f"{key} is neither a parameter nor a lazily created one of the model")
+                setattr(module, name, torch.nn.Parameter(tensor.to(device, copy=True), requires_grad=False))
             if check_interrupt is not None:
                 check_interrupt()
     return model
