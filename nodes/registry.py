@@ -1,6 +1,8 @@
 """The pack's node list (importing the route module registers /longcat/lora_info)."""
 from .loaders import lora_info_route  # noqa: F401
 from .stages.bsa_node import LongCatBlockSparseAttention
+from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, LongCatLatentCondition, \
+    LongCatRefineCondition
 from .loaders.dit_loader import LongCatDiTLoader
 from .stages.guidance_node import LongCatCFGZeroStar
 from .loaders.lora_node import LongCatLoraLoader
@@ -17,6 +19,10 @@ NODE_CLASS_MAPPINGS = {
     "LongCatRefineUpscale": LongCatRefineUpscale,
     "LongCatTrimFrames": LongCatTrimFrames,
     "LongCatBlockSparseAttention": LongCatBlockSparseAttention,
+    "LongCatLatentCondition": LongCatLatentCondition,
+    "LongCatImageToVideo": LongCatImageToVideo,
+    "LongCatExtendVideo": LongCatExtendVideo,
+    "LongCatRefineCondition": LongCatRefineCondition,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -27,4 +33,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatRefineUpscale": "LongCat Refine Upscale (720p, 2x frames)",
     "LongCatTrimFrames": "LongCat Trim Frames",
     "LongCatBlockSparseAttention": "LongCat Block-Sparse Attention",
+    "LongCatLatentCondition": "LongCat Condition (latents)",
+    "LongCatImageToVideo": "LongCat Image to Video",
+    "LongCatExtendVideo": "LongCat Extend Video",
+    "LongCatRefineCondition": "LongCat Refine Condition",
 }

@@ -102,6 +102,14 @@ def test_sparsity_zero_is_dense():
                                F.scaled_dot_product_attention(q, k, v))
 
 
+def test_condition_tokens_attend_among_themselves_on_the_clip_grid():
+    """The DiT's conditioning split hands BSA the condition's 4 frames of a 12-frame clip grid: keys and queries
+    count their frames from the tokens, as the reference does, so it is BSA over the condition's own grid."""
+    q, k, v = qkv((4, 8, 8), seed=6)
+    torch.testing.assert_close(block_sparse_attention(q, k, v, (12, 8, 8), 0.75, TILE),
+                               block_sparse_attention(q, k, v, (4, 8, 8), 0.75, TILE))
+
+
 def test_non_divisible_grid_falls_back_to_dense(caplog):
     grid = (5, 8, 8)
     q, k, v = qkv(grid, seed=3)

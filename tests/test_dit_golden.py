@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from longcat_pack.nodes.core.dit import LongCatDiT, dit_config_from_state_dict
+from longcat_pack.nodes.core.dit import ConditionCache, LongCatDiT, dit_config_from_state_dict
 
 CASES = ["a_base", "b_per_frame_t", "c_distill", "d_refine", "e_distill_m060", "f_batch2", "g_padding_garbage",
          "h_distill_plus_refine"]
@@ -86,6 +86,39 @@ def test_golden_case(name, weights, golden, golden_dir):
     out = run(model, tensors, name, case["inputs"]["num_cond_latents"])
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, tensors[case["output"]["key"]], **TOL)
+
+
+class CountingCache(ConditionCache):
+    computed = 0
+
+    def get(self, condition, compute):
+        def counted():
+            self.computed += 1
+            return compute()
+        return super().get(condition, counted)
+
+
+def test_cached_condition_equals_the_full_forward(weights, golden):
+    """The reference's KV cache: the condition's keys and values computed once, the noisy frames run alone, give
+    the noisy frames' output of the full forward (golden case b: condition frame at t = 0); the condition's output
+    is then 0. A batch of two with the same condition (CFG) computes it once, for one sample."""
+    cases, tensors = golden
+    model = build_model(weights)
+    x, t, text, mask = inputs(tensors, "b_per_frame_t")
+    cache = CountingCache()
+    with torch.no_grad():
+        cached = model(x, t, text, mask, num_cond_latents=1, condition_cache=cache)
+        expected = tensors[cases["b_per_frame_t"]["output"]["key"]]
+        torch.testing.assert_close(cached[:, :, 1:], expected[:, :, 1:], **TOL)
+        assert torch.equal(cached[:, :, :1], torch.zeros_like(cached[:, :, :1]))
+        again = model(x.expand(2, -1, -1, -1, -1), t.expand(2, -1), text.expand(2, -1, -1, -1), mask.expand(2, -1),
+                      num_cond_latents=1, condition_cache=cache)
+        assert cache.computed == 1 and cache.condition.shape[0] == 1
+        torch.testing.assert_close(again, cached.expand(2, -1, -1, -1, -1), atol=1e-5, rtol=1e-5)
+        other = x.clone()
+        other[:, :, :1] += 0.5  # another condition: computed anew
+        model(other, t, text, mask, num_cond_latents=1, condition_cache=cache)
+        assert cache.computed == 2
 
 
 def test_lora_helper_matches_stored_deltas(golden, golden_dir):

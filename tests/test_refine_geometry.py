@@ -26,14 +26,14 @@ def test_bucket_table_fits_the_bsa_tiles():
 def test_frame_plan_reference_example():
     plan = refine_frame_plan(93)
     assert (plan.interp_frames, plan.padded_frames, plan.latent_frames) == (186, 192, 48)
-    assert plan.pad_frames == 6 and plan.fps_factor == 2 and plan.output_frames == 186
+    assert plan.pad_back == 6 and plan.fps_factor == 2 and plan.output_frames == 186
     assert (plan.padded_frames - 1) // 4 + 1 == plan.latent_frames  # what the Wan VAE encodes
 
 
 def test_frame_plan_spatial_only_keeps_frames():
     plan = refine_frame_plan(93, spatial_only=True)
     assert (plan.interp_frames, plan.fps_factor) == (93, 1)
-    assert (plan.latent_frames, plan.padded_frames, plan.pad_frames) == (24, 96, 3)
+    assert (plan.latent_frames, plan.padded_frames, plan.pad_back) == (24, 96, 3)
 
 
 @pytest.mark.parametrize("frames", range(1, 70))
@@ -43,6 +43,48 @@ def test_frame_plan_rule(frames):
     assert plan.padded_frames >= plan.interp_frames
     assert plan.latent_frames - 4 < -(-plan.interp_frames // 4) <= plan.latent_frames  # smallest such count
     assert plan.output_frames == min(plan.interp_frames, 4 * plan.latent_frames - 3)
+
+
+def test_conditioned_plan_of_the_golden_image_refine():
+    """golden refine_i2v: 5 stage-1 frames -> 10, the image as a 1-frame condition: 12 front copies fill 4 latents,
+    the 9 other frames 3 latents -> 4 (7 back copies): 29 frames -> 8 latents."""
+    plan = refine_frame_plan(5, condition_frames=1)
+    assert (plan.cond_latent_frames, plan.pad_front, plan.noise_latent_frames, plan.pad_back) == (4, 12, 4, 7)
+    assert (plan.padded_frames, plan.latent_frames, plan.output_frames) == (29, 8, 10)
+
+
+def test_conditioned_plan_of_a_long_video_segment():
+    """Each later segment of the long-video refine: 93 frames -> 186, the last 2 x 13 refined frames as condition:
+    26 frames need 7 latents -> 8 (3 front copies), the other 160 frames 40 latents; decoded and trimmed: 186."""
+    plan = refine_frame_plan(93, condition_frames=26)
+    assert (plan.cond_latent_frames, plan.pad_front, plan.noise_latent_frames, plan.pad_back) == (8, 3, 40, 0)
+    assert (plan.padded_frames, plan.latent_frames, plan.output_frames) == (189, 48, 186)
+
+
+@pytest.mark.parametrize("frames", [1, 5, 13, 47, 93])
+@pytest.mark.parametrize("condition", [1, 2, 13, 26])
+def test_conditioned_plan_rule(frames, condition):
+    if condition >= 2 * frames:
+        with pytest.raises(ValueError, match="condition_frames"):
+            refine_frame_plan(frames, condition_frames=condition)
+        return
+    plan = refine_frame_plan(frames, condition_frames=condition)
+    assert plan.cond_latent_frames % 4 == 0 and plan.noise_latent_frames % 4 == 0
+    assert plan.pad_front + condition == 1 + 4 * (plan.cond_latent_frames - 1)  # the condition fills its latents
+    assert plan.pad_front < 16 and plan.pad_back < 16  # never a whole extra tile
+    assert (plan.padded_frames - 1) // 4 + 1 == plan.latent_frames  # what the Wan VAE encodes
+    assert plan.output_frames == plan.interp_frames  # 4L - 3 decoded frames always cover the clip after the pad
+
+
+def test_upscale_pads_the_front_with_the_first_frame():
+    frames = _frames(n=5)
+    out = upscale_frames(frames, 8, 8, double_frames=True, condition_frames=1)
+    plan = refine_frame_plan(5, condition_frames=1)
+    assert out.shape[0] == plan.padded_frames == 29
+    for i in range(plan.pad_front + 1):
+        assert torch.equal(out[i], out[plan.pad_front])
+    assert torch.equal(trim_frames(out, plan.output_frames, plan.pad_front),
+                       upscale_frames(frames, 8, 8, double_frames=True)[:plan.interp_frames])
 
 
 def _frames(n=5, h=6, w=10):
@@ -75,7 +117,7 @@ def test_padding_repeats_last_frame():
     frames = _frames(n=7)
     out = upscale_frames(frames, 8, 8, double_frames=True)
     plan = refine_frame_plan(7)
-    assert plan.pad_frames > 0
+    assert plan.pad_back > 0
     for i in range(plan.interp_frames, plan.padded_frames):
         assert torch.equal(out[i], out[plan.interp_frames - 1])
 
@@ -94,5 +136,8 @@ def test_spatial_only_keeps_frame_count():
 def test_trim():
     frames = _frames(n=8)
     assert torch.equal(trim_frames(frames, 5), frames[:5])
+    assert torch.equal(trim_frames(frames, 3, skip=2), frames[2:5])
     with pytest.raises(ValueError):
         trim_frames(frames, 0)
+    with pytest.raises(ValueError):
+        trim_frames(frames, 3, skip=-1)

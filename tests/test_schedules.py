@@ -1,4 +1,6 @@
 """Schedules against the lists in longcat-video.md §4, recomputed independently with numpy."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from longcat_pack.nodes.core.schedules import (
     base_sigmas,
     cfg_zero_star,
     distill_sigmas,
+    enhance_hf_sigmas,
     optimized_scale,
     refine_sigmas,
     shift_sigmas,
@@ -86,3 +89,15 @@ def test_cfg_zero_star_same_direction():
 def test_cfg_zero_star_sign_invariance():
     cond, uncond = torch.randn(2, 8, 3, 3), torch.randn(2, 8, 3, 3)
     torch.testing.assert_close(cfg_zero_star(-cond, -uncond, 3.5), -cfg_zero_star(cond, uncond, 3.5))
+
+
+def test_enhance_hf_is_the_continuation_schedule_of_the_golden_run(golden_dir):
+    """56 timesteps: the shifted 50-step ones above 500, then 500, 450, ..., 50 (as the golden vc_enhance_hf ran)."""
+    cases = json.loads((golden_dir / "pipeline_cases.json").read_text())["cases"]
+    reference = torch.tensor(next(c for c in cases if c["name"] == "vc_enhance_hf")["timesteps"])
+    sigmas = enhance_hf_sigmas()
+    assert len(sigmas) == 57 and sigmas[-1] == 0
+    torch.testing.assert_close(1000 * sigmas[:-1], reference, atol=2e-4, rtol=0)  # float32 rounding of the shift
+    assert (1000 * sigmas[-11:-1]).tolist() == [500, 450, 400, 350, 300, 250, 200, 150, 100, 50]
+    base = 1000 * base_sigmas(50)
+    torch.testing.assert_close(sigmas[:-11], base[base > 500] / 1000, atol=0, rtol=1e-6)  # the base head

@@ -44,11 +44,14 @@ def token_order(x: torch.Tensor, grid, tile=DEFAULT_TILE) -> torch.Tensor:
 
 
 def _grids(q: torch.Tensor, k: torch.Tensor, grid):
-    """Key grid and query grid; queries may cover fewer frames than keys (conditioning split), as in the reference."""
+    """Key grid and query grid: whole frames of the (T, H, W) grid. Either may cover fewer frames than the clip (the
+    conditioning split: noisy queries over all keys, condition queries over condition keys), as in the reference,
+    which counts both from the token numbers."""
     T, Hg, W = grid
-    if k.shape[2] != T * Hg * W or q.shape[2] % (Hg * W) != 0:
+    frame = Hg * W
+    if k.shape[2] % frame or q.shape[2] % frame or k.shape[2] > T * frame or q.shape[2] > k.shape[2]:
         raise ValueError(f"token counts q={q.shape[2]}, k={k.shape[2]} do not fit the grid {tuple(grid)}")
-    return (T, Hg, W), (q.shape[2] // (Hg * W), Hg, W)
+    return (k.shape[2] // frame, Hg, W), (q.shape[2] // frame, Hg, W)
 
 
 def _divisible(grid, tile) -> bool:
@@ -160,8 +163,8 @@ def _sparse_attention(q, k, v, q_grid, k_grid, tile, keep, reorder, restore, att
 def block_sparse_attention(q, k, v, grid, sparsity=DEFAULT_SPARSITY, tile=DEFAULT_TILE) -> torch.Tensor:
     """Softmax attention of each query tile over its top-k key tiles; [B, heads, N, D] in, same layout out.
 
-    q, k, v: [B, heads, N, D], tokens in T, H, W order; grid: (T, H, W) of the keys (the patch grid). Queries may
-    cover fewer frames than the keys (same H, W), as the conditioning split of the DiT does. A grid that does not
+    q, k, v: [B, heads, N, D], tokens in T, H, W order; grid: (T, H, W) of the patch grid. Keys may cover fewer
+    frames than the grid and queries fewer than the keys (same H, W), as the conditioning split of the DiT does. A grid that does not
     divide into tiles falls back to dense SDPA with a warning; keeping every key tile (sparsity 0) is dense SDPA.
     """
     global _kernels

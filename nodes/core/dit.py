@@ -218,12 +218,21 @@ class SelfAttention(nn.Module):
         self.proj = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
         self.attention_backend = dense_attention
 
-    def forward(self, x, rope, grid, num_cond_tokens):
+    def forward(self, x, rope, grid, num_cond_tokens, cached_kv=None, record_kv=None):
+        """num_cond_tokens: the leading condition tokens (they attend only among themselves; all of x when the
+        condition runs alone to fill a cache). cached_kv: the condition's (k, v) from such a run: x then holds the
+        other tokens only, which attend to the condition and to themselves. record_kv: a list that gets this
+        block's (k, v) appended (after norm and RoPE, as a later call takes them)."""
         B, N, C = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)
         q = apply_rope(self.q_norm(q), *rope)
         k = apply_rope(self.k_norm(k), *rope)
-        if num_cond_tokens:
+        if record_kv is not None:
+            record_kv.append((k, v))
+        if cached_kv is not None:
+            k_cond, v_cond = (t.expand(B, -1, -1, -1) for t in cached_kv)
+            out = self.attention_backend(q, torch.cat([k_cond, k], dim=2), torch.cat([v_cond, v], dim=2), grid)
+        elif 0 < num_cond_tokens < N:
             # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
             n = num_cond_tokens
             out = torch.cat([self.attention_backend(q[:, :, :n], k[:, :, :n], v[:, :, :n], grid),
@@ -247,6 +256,8 @@ class CrossAttention(nn.Module):
 
     def forward(self, x, y, num_cond_tokens):
         """Conditioning tokens get an exact zero output (not even the proj bias), as in the reference."""
+        if num_cond_tokens >= x.shape[1]:
+            return torch.zeros_like(x)
         if num_cond_tokens:
             out = self._attend(x[:, num_cond_tokens:], y)
             return torch.cat([out.new_zeros(x.shape[0], num_cond_tokens, x.shape[2]), out], dim=1)
@@ -294,10 +305,11 @@ class LongCatBlock(nn.Module):
         self.cross_attn = CrossAttention(hidden_size, num_heads, operations=operations, **kw)
         self.ffn = FeedForwardSwiGLU(hidden_size, ffn_hidden, operations=operations, **kw)
 
-    def forward(self, x, y, t_emb, rope, grid, num_cond_tokens):
+    def forward(self, x, y, t_emb, rope, grid, num_cond_tokens, cached_kv=None, record_kv=None):
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = \
             run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(6, dim=-1)  # each [B, T, 1, C]
-        x = gated_add(x, gate_msa, self.attn(modulate(x, shift_msa, scale_msa), rope, grid, num_cond_tokens))
+        attn = self.attn(modulate(x, shift_msa, scale_msa), rope, grid, num_cond_tokens, cached_kv, record_kv)
+        x = gated_add(x, gate_msa, attn)
         x = x + self.cross_attn(run_fp32(self.pre_crs_attn_norm, x).to(x.dtype), y, num_cond_tokens)
         return gated_add(x, gate_mlp, self.ffn(modulate(x, shift_mlp, scale_mlp)))
 
@@ -349,18 +361,23 @@ class LongCatDiT(nn.Module):
         dtype = self.x_embedder.proj.weight.dtype
         return dtype if dtype in COMPUTE_DTYPES else x.dtype
 
-    def forward(self, x, timestep, context, context_mask=None, num_cond_latents=0, transformer_options=None):
+    def forward(self, x, timestep, context, context_mask=None, num_cond_latents=0, condition_cache=None,
+                transformer_options=None):
         """Raw reference output (fp32, [B, out, T, H, W]), before the sampler's sign flip (velocity = -out).
 
         x: [B, in, T, H, W] latents. timestep: [B] or per latent frame [B, T], 0..1000 scale.
         context: [B, L, C] or [B, 1, L, C] text-encoder rows. context_mask: [B, L], 1 = real token; when None,
         the rows of `context` that are exactly zero are the padding (ComfyUI's umT5 output).
-        num_cond_latents: leading clean conditioning latent frames. transformer_options: accepted, unused.
+        num_cond_latents: leading clean conditioning latent frames (their timestep must be 0).
+        condition_cache: a ConditionCache: the conditioning frames' keys and values are computed once (the
+        reference's KV cache) and only the other frames run through the blocks; the conditioning frames' output is
+        then 0. transformer_options: accepted, unused.
         """
         B, _, T, H, W = x.shape
         dtype = self.residual_dtype(x)
         _, ph, pw = self.patch_size
         grid = (T, -(-H // ph), -(-W // pw))
+        frame_tokens = grid[1] * grid[2]
 
         if context.dim() == 4:
             context = context.squeeze(1)
@@ -370,19 +387,63 @@ class LongCatDiT(nn.Module):
 
         if timestep.dim() == 1:
             timestep = timestep[:, None].expand(B, T)
-        # The reference rounds timesteps to the model dtype, then embeds them in fp32.
-        t_emb = self.t_embedder(timestep.to(dtype).float().flatten()).view(B, T, -1)
+        cos, sin = rope_3d(grid, x.device)
+        cached_kv = [None] * len(self.blocks)
+        first = 0  # the first latent frame that runs through the blocks
+        if condition_cache is not None and num_cond_latents:
+            cond = x[:, :, :num_cond_latents]
+            if bool((cond == cond[:1]).all()):  # the same condition for the whole batch (cond and uncond of CFG)
+                cond = cond[:1]
+            n = num_cond_latents * frame_tokens
+            cached_kv = condition_cache.get(cond, lambda: self.condition_kv(cond, (cos[:n], sin[:n]), grid, dtype))
+            first, num_cond_latents = num_cond_latents, 0
 
-        h = self.x_embedder(x.to(dtype))
-        rope = rope_3d(grid, h.device)
-        num_cond_tokens = num_cond_latents * grid[1] * grid[2]
-        for block in self.blocks:
-            h = block(h, y, t_emb, rope, grid, num_cond_tokens)
+        h = self.x_embedder(x[:, :, first:].to(dtype))
+        t_emb = self.embed_timesteps(timestep[:, first:], dtype)
+        rope = (cos[first * frame_tokens:], sin[first * frame_tokens:])
+        for block, kv in zip(self.blocks, cached_kv):
+            h = block(h, y, t_emb, rope, grid, num_cond_latents * frame_tokens, kv)
 
         out = self.final_layer(h, t_emb)
         out = rearrange(out, "B (T Hp Wp) (pt ph pw C) -> B C (T pt) (Hp ph) (Wp pw)",
-                        T=grid[0], Hp=grid[1], Wp=grid[2], pt=1, ph=ph, pw=pw)
-        return out[:, :, :, :H, :W].float()
+                        T=grid[0] - first, Hp=grid[1], Wp=grid[2], pt=1, ph=ph, pw=pw)
+        out = out[:, :, :, :H, :W].float()
+        if first:
+            out = torch.cat([out.new_zeros(B, out.shape[1], first, H, W), out], dim=2)
+        return out
+
+    def embed_timesteps(self, timestep, dtype):
+        """[B, T] timesteps -> [B, T, t_embed] fp32; the reference rounds them to the model dtype first."""
+        B, T = timestep.shape
+        return self.t_embedder(timestep.to(dtype).float().flatten()).view(B, T, -1)
+
+    def condition_kv(self, cond, rope, grid, dtype):
+        """[(k, v) per block] of clean conditioning frames alone: timestep 0, attending only among themselves,
+        no cross-attention, exactly as they run beside the noisy frames (which never influence them)."""
+        h = self.x_embedder(cond.to(dtype))
+        t_emb = self.embed_timesteps(cond.new_zeros(cond.shape[0], cond.shape[2]), dtype)
+        kv = []
+        for block in self.blocks:
+            h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv)
+        return kv
+
+
+class ConditionCache:
+    """The conditioning frames' keys and values for one sampling run (they never change while it samples: clean,
+    timestep 0, attending only to themselves). Holds one condition; a different one replaces it."""
+
+    def __init__(self):
+        self.condition = None
+        self.kv = None
+
+    def get(self, condition, compute):
+        held = self.condition
+        if held is None or held.shape != condition.shape or held.dtype != condition.dtype or \
+                held.device != condition.device or not torch.equal(held, condition):
+            self.kv = None  # free the old one before computing the new one
+            self.kv = compute()
+            self.condition = condition.clone()
+        return self.kv
 
 
 def dit_config_from_state_dict(shapes):

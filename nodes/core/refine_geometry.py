@@ -1,8 +1,9 @@
 """Geometry of the 480p -> 720p refinement stage: the target bucket, the frame plan, and the frame resampling.
 
 Everything follows the reference's `generate_refine`: bilinear resize (align_corners) to the 720p bucket,
-trilinear doubling of the frame count (15 -> 30 fps), padding with the last frame so the latent frame count is a
-multiple of 4 (block-sparse attention groups 4 latent frames per tile), and trimming after decoding.
+trilinear doubling of the frame count (15 -> 30 fps), padding (the first frame before a condition, the last frame
+at the end) so the latent frame counts are multiples of 4 (block-sparse attention groups 4 latent frames per tile),
+and trimming after decoding.
 """
 import math
 from dataclasses import dataclass
@@ -39,70 +40,108 @@ def refine_bucket(height: int, width: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class RefineFramePlan:
-    """Frame counts of one refinement run.
+    """Frame counts of one refinement run (`generate_refine`).
 
     num_frames: stage-1 frames. interp_frames: after temporal doubling (or unchanged when spatial only).
-    padded_frames: frames handed to the VAE encoder, = 4 * latent_frames. pad_frames: copies of the last frame
-    appended. latent_frames: latent frames encoded, a multiple of 4. fps_factor: output fps / input fps.
-    output_frames: frames kept after decoding; decoding L latents gives 4L - 3 frames, which the reference trims
-    to interp_frames; it falls short only when interp_frames is 16m - 2 .. 16m (e.g. 96 -> 192 keeps 189).
+    condition_frames: the first of the interp frames that are the condition (0 = none; an image: 1; the previous
+    refined segment's overlap: 26). cond_latent_frames: the condition's latent frames, rounded up to a multiple of 4
+    for the BSA tiles. pad_front: copies of the first frame put before the clip so the condition fills exactly
+    cond_latent_frames (1 + 4 (n_c - 1) frames). noise_latent_frames: latents of the generated part, a multiple of 4.
+    pad_back: copies of the last frame appended so those fill whole latents. padded_frames: frames handed to the VAE
+    encoder; latent_frames: what it encodes them to. fps_factor: output fps / input fps. output_frames: frames kept
+    after decoding, from frame pad_front on; decoding L latents gives 4L - 3 frames, which falls short of
+    interp_frames only without a condition when interp_frames is 16m - 2 .. 16m (e.g. 96 -> 192 keeps 189).
     """
 
     num_frames: int
     interp_frames: int
+    condition_frames: int
+    cond_latent_frames: int
+    pad_front: int
+    noise_latent_frames: int
+    pad_back: int
     padded_frames: int
-    pad_frames: int
     latent_frames: int
     fps_factor: int
     output_frames: int
 
 
-def refine_frame_plan(num_frames: int, spatial_only: bool = False) -> RefineFramePlan:
-    """The reference's padding rule: latent_frames = 4 * ceil(ceil(interp / 4) / 4), padded = 4 * latent_frames.
+def refine_frame_plan(num_frames: int, spatial_only: bool = False, condition_frames: int = 0) -> RefineFramePlan:
+    """The reference's padding rule, also with a condition at the start of the clip.
 
-    The reference counts ceil(interp / 4) latent frames, rounds that up to a multiple of 4 for the BSA tiles and
-    pads to 4 frames per latent frame: 93 -> 186 -> 47 -> 48 latents -> 192 frames (6 pad frames). The Wan VAE
-    maps 4L frames to (4L - 1) // 4 + 1 = L latent frames, so the encoded count is exactly latent_frames.
+    Without a condition: latents = 4 * ceil(ceil(interp / 4) / 4), padded = 4 * latents: 93 -> 186 -> 47 -> 48
+    latents -> 192 frames (6 pad frames). With one: the condition's 1 + ceil((c - 1) / 4) latents are rounded up to
+    a multiple of 4 and the clip is front-padded to fill them (an image: 12 copies, 4 latents); the other
+    interp - c frames take the rule above. The Wan VAE maps 1 + 4k frames to 1 + k latents, so the padded clip
+    encodes to exactly cond + noise latents.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     fps_factor = 1 if spatial_only else 2
     interp = fps_factor * num_frames
-    latents = _BSA_LATENT_FRAMES * math.ceil(math.ceil(interp / _VAE_TIME_STRIDE) / _BSA_LATENT_FRAMES)
-    padded = _VAE_TIME_STRIDE * latents
+    if not 0 <= condition_frames < interp:
+        raise ValueError(f"condition_frames must be in 0..{interp - 1} (the clip has {interp} frames to refine), "
+                         f"got {condition_frames}")
+    cond_latents, pad_front = refine_condition_padding(condition_frames)
+    noise_frames = interp - condition_frames
+    noise_latents = _round_up(math.ceil(noise_frames / _VAE_TIME_STRIDE), _BSA_LATENT_FRAMES)
+    pad_back = _VAE_TIME_STRIDE * noise_latents - noise_frames
+    latents = cond_latents + noise_latents
+    decoded = _VAE_TIME_STRIDE * latents - 3
     return RefineFramePlan(
         num_frames=num_frames,
         interp_frames=interp,
-        padded_frames=padded,
-        pad_frames=padded - interp,
+        condition_frames=condition_frames,
+        cond_latent_frames=cond_latents,
+        pad_front=pad_front,
+        noise_latent_frames=noise_latents,
+        pad_back=pad_back,
+        padded_frames=pad_front + interp + pad_back,
         latent_frames=latents,
         fps_factor=fps_factor,
-        output_frames=min(interp, _VAE_TIME_STRIDE * latents - 3),
+        output_frames=min(interp, decoded - pad_front),
     )
 
 
-def upscale_frames(frames: torch.Tensor, height: int, width: int, double_frames: bool) -> torch.Tensor:
+def refine_condition_padding(condition_frames: int) -> tuple[int, int]:
+    """(latent frames, front padding frames) of a refinement condition of `condition_frames` frames: its
+    1 + ceil((c - 1) / 4) latents rounded up to a multiple of 4 (the BSA tile), filled by repeating its first frame
+    in front (an image: 4 latents, 12 copies; 26 frames: 8 latents, 3 copies). No condition: (0, 0)."""
+    if not condition_frames:
+        return 0, 0
+    latents = _round_up(1 + math.ceil((condition_frames - 1) / _VAE_TIME_STRIDE), _BSA_LATENT_FRAMES)
+    return latents, 1 + _VAE_TIME_STRIDE * (latents - 1) - condition_frames
+
+
+def _round_up(n, multiple):
+    return multiple * math.ceil(n / multiple)
+
+
+def upscale_frames(frames: torch.Tensor, height: int, width: int, double_frames: bool,
+                   condition_frames: int = 0) -> torch.Tensor:
     """Resize ComfyUI IMAGE frames [F, H, W, C] (0..1) for the refinement encoder.
 
     Bilinear resize with align_corners=True to (height, width); when double_frames, trilinear interpolation to
-    2F frames (align_corners=True, so frame 0 and frame F-1 are kept exactly); then the last frame is repeated up
-    to `refine_frame_plan(F, not double_frames).padded_frames`. Returns float32 [padded, height, width, C].
+    2F frames (align_corners=True, so frame 0 and frame F-1 are kept exactly); then the first frame is repeated
+    `pad_front` times before and the last `pad_back` times after, as `refine_frame_plan` says. Returns float32
+    [padded, height, width, C].
     """
     if frames.dim() != 4:
         raise ValueError(f"expected frames [F, H, W, C], got shape {tuple(frames.shape)}")
-    plan = refine_frame_plan(frames.shape[0], spatial_only=not double_frames)
+    plan = refine_frame_plan(frames.shape[0], spatial_only=not double_frames, condition_frames=condition_frames)
     video = frames.float().permute(0, 3, 1, 2)  # [F, C, H, W]
     video = F.interpolate(video, size=(height, width), mode="bilinear", align_corners=True)
     video = video.permute(1, 0, 2, 3).unsqueeze(0)  # [1, C, F, h, w]
     if double_frames:
         video = F.interpolate(video, size=(plan.interp_frames, height, width), mode="trilinear", align_corners=True)
     video = video[0].permute(1, 2, 3, 0)  # [F', h, w, C]
-    pad = video[-1:].expand(plan.pad_frames, -1, -1, -1)
-    return torch.cat([video, pad]).clamp_(0.0, 1.0)
+    front = video[:1].expand(plan.pad_front, -1, -1, -1)
+    back = video[-1:].expand(plan.pad_back, -1, -1, -1)
+    return torch.cat([front, video, back]).clamp_(0.0, 1.0)
 
 
-def trim_frames(frames: torch.Tensor, count: int) -> torch.Tensor:
-    """The first `count` frames (the decoded refinement carries the padding at its end)."""
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    return frames[:count]
+def trim_frames(frames: torch.Tensor, count: int, skip: int = 0) -> torch.Tensor:
+    """`count` frames from frame `skip` on (the decoded refinement carries its padding before and after)."""
+    if count < 1 or skip < 0:
+        raise ValueError(f"count must be at least 1 and skip at least 0, got count {count}, skip {skip}")
+    return frames[skip:skip + count]

@@ -61,6 +61,18 @@ def refine_sigmas(steps: int = 50, t_thresh: float = 0.5) -> torch.Tensor:
     return _finish(torch.cat([kept.new_tensor([start]), kept]) / 1000.0)
 
 
+ENHANCE_HF_TAIL_START = 500.0  # timesteps from here down run on a uniform grid
+ENHANCE_HF_TAIL_STEPS = 10
+
+
+def enhance_hf_sigmas(steps: int = 50) -> torch.Tensor:
+    """Video continuation's default ("enhance_hf"): the shifted base timesteps above 500, then 500, 450, ..., 50
+    (10 uniform steps that spend more of the budget on high-frequency detail), then 0. 56 model calls by default."""
+    timesteps = 1000.0 * _base_sigmas64(steps)
+    tail = torch.linspace(ENHANCE_HF_TAIL_START, 0.0, ENHANCE_HF_TAIL_STEPS + 1, dtype=torch.float64)[:-1]
+    return _finish(torch.cat([timesteps[timesteps > ENHANCE_HF_TAIL_START], tail]) / 1000.0)
+
+
 def optimized_scale(cond: torch.Tensor, uncond: torch.Tensor) -> torch.Tensor:
     """CFG-Zero*'s s* = <v_c, v_u> / (||v_u||^2 + 1e-8) per batch element, as a float32 tensor of shape [B]."""
     c = cond.reshape(cond.shape[0], -1).float()

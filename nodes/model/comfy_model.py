@@ -11,30 +11,41 @@ import comfy.conds
 import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management as mm
+import comfy.patcher_extension
 import comfy.supported_models_base
 
 from ..stages.bsa_node import OPTION as BSA_OPTION
 from ..core.block_sparse_attention import block_sparse_attention
 from ..core.checkpoint import fill_parameters
-from ..core.dit import LongCatDiT
+from ..core.conditioning import condition_frame_count, per_frame_timesteps
+from ..core.dit import ConditionCache, LongCatDiT
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
+CONDITION_CACHE = "longcat_condition_cache"  # transformer_options key: the ConditionCache of the running sampler
+CACHED_FROM_LATENTS = 2  # conditions this long (a clip: continuation, long video) run from the cache
 
 
 class LongCatComfyDiT(LongCatDiT):
     """The DiT as ComfyUI's flow sampling calls it. The reference output is x0 - eps (its sampler negates it);
-    ComfyUI's CONST sampling wants the velocity eps - x0, so the sign flips here and nowhere else."""
+    ComfyUI's CONST sampling wants the velocity eps - x0, so the sign flips here and nowhere else. The condition
+    frames (image-to-video, continuation) are the leading frames the sampler's denoise mask holds at 0. A clip's
+    condition (2 or more latent frames: continuation, long video, conditioned refinement) runs from a cache of its
+    keys and values, as the reference's `generate_vc` does; a single image frame runs with the noisy frames, as
+    its `generate_i2v` does (with CFG-Zero* the two differ: only the uncached image frame enters the scale)."""
 
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, dtype=dtype, **kwargs)
         self.dtype = dtype  # BaseModel.get_dtype() reads it
 
-    def forward(self, x, timestep, context, control=None, transformer_options={}, **kwargs):
+    def forward(self, x, timestep, context, control=None, transformer_options={}, denoise_mask=None, **kwargs):
         sparse = transformer_options.get(BSA_OPTION)
         self.set_self_attention(partial(block_sparse_attention, sparsity=sparse["sparsity"]) if sparse else None)
+        num_cond_latents = 0 if denoise_mask is None else condition_frame_count(denoise_mask)
+        cache = transformer_options.get(CONDITION_CACHE) if num_cond_latents >= CACHED_FROM_LATENTS else None
         try:
-            return -super().forward(x, timestep, context[:, :TEXT_TOKENS], transformer_options=transformer_options)
+            return -super().forward(x, timestep, context[:, :TEXT_TOKENS], num_cond_latents=num_cond_latents,
+                                    condition_cache=cache, transformer_options=transformer_options)
         finally:
             self.set_self_attention(None)
 
@@ -48,7 +59,20 @@ class LongCatVideoModel(comfy.model_base.BaseModel):
         cross_attn = kwargs.get("cross_attn", None)
         if cross_attn is not None:  # CONDRegular: batching never pads text rows by repetition
             out["c_crossattn"] = comfy.conds.CONDRegular(cross_attn)
+        denoise_mask = kwargs.get("denoise_mask", None)
+        if denoise_mask is not None:  # the condition frames: the model reads n_c off it
+            out["denoise_mask"] = comfy.conds.CONDRegular(denoise_mask)
         return out
+
+    def process_timestep(self, timestep, x=None, denoise_mask=None, **kwargs):
+        """Timestep 0 on the condition frames, the sampler's t on the others."""
+        if denoise_mask is None:
+            return timestep
+        return per_frame_timesteps(timestep, x.shape[2], condition_frame_count(denoise_mask))
+
+    def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
+        """The condition frames go into the model clean, at every step (not re-noised to the step's sigma)."""
+        return latent_image
 
 
 class LongCatVideoConfig(comfy.supported_models_base.BASE):
@@ -88,4 +112,18 @@ def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_inter
     model.diffusion_model.to_empty(device=offload_device)
     model.device = None
     fill_parameters(model.diffusion_model, checkpoint, check_interrupt)
-    return LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)
+    patcher = LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, CONDITION_CACHE,
+                                 condition_cache_per_run)
+    return patcher
+
+
+def condition_cache_per_run(executor, guider, sigmas, extra_args, *args, **kwargs):
+    """Give each sampling run its own ConditionCache (the condition's keys and values), dropped when it ends: the
+    cache lives only while one clip samples, so a long video holds only the current segment's condition."""
+    options = extra_args["model_options"].setdefault("transformer_options", {})
+    options[CONDITION_CACHE] = ConditionCache()
+    try:
+        return executor(guider, sigmas, extra_args, *args, **kwargs)
+    finally:
+        options.pop(CONDITION_CACHE, None)

@@ -14,19 +14,26 @@ class LongCatRefineUpscale:
                            "704x1280). same as input: keep the size (refine in time only, or on small previews)."}),
             "spatial_only": ("BOOLEAN", {"default": False, "tooltip":
                              "Keep the frame count (no 15 -> 30 fps doubling)."}),
+        }, "optional": {
+            "condition_frames": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip":
+                                 "How many of the upscaled frames at the start are a condition (LongCat Refine "
+                                 "Condition): 0 = none (text-to-video), 1 = the start image (image-to-video), 26 = "
+                                 "the previous refined segment's 2 x 13 frames (long video)."}),
         }}
 
-    RETURN_TYPES = ("IMAGE", "INT", "FLOAT")
-    RETURN_NAMES = ("images", "keep_frames", "fps_factor")
+    RETURN_TYPES = ("IMAGE", "INT", "FLOAT", "INT")
+    RETURN_NAMES = ("images", "keep_frames", "fps_factor", "skip_frames")
     OUTPUT_TOOLTIPS = ("Frames to VAE-encode for the refinement: resized, doubled by trilinear interpolation, "
-                       "padded with the last frame so the latent frame count is a multiple of 4.",
+                       "padded (the first frame before a condition, the last at the end) so the latent frame counts "
+                       "are multiples of 4.",
                        "How many frames to keep after decoding the refined latent (LongCat Trim Frames).",
-                       "Output fps / input fps (2 unless spatial_only).")
+                       "Output fps / input fps (2 unless spatial_only).",
+                       "How many padding frames to drop at the start after decoding (LongCat Trim Frames).")
     FUNCTION = "upscale"
     CATEGORY = "LongCat"
     DESCRIPTION = "Prepares stage-1 frames for the LongCat refinement stage (720p, 2x frames, padding)."
 
-    def upscale(self, images, resolution, spatial_only):
+    def upscale(self, images, resolution, spatial_only, condition_frames=0):
         if images.dim() != 4 or images.shape[0] < 1:
             raise ValueError(f"expected IMAGE frames [F, H, W, C], got {list(images.shape)}")
         height, width = images.shape[1:3]
@@ -34,9 +41,10 @@ class LongCatRefineUpscale:
             height, width = refine_bucket(height, width)
         elif height % 64 or width % 64:
             height, width = (height + 63) // 64 * 64, (width + 63) // 64 * 64  # block-sparse tiles need 64 px
-        plan = refine_frame_plan(images.shape[0], spatial_only)
-        frames = upscale_frames(images, height, width, double_frames=not spatial_only)
-        return (frames.to(images.dtype), min(plan.interp_frames, plan.output_frames), float(plan.fps_factor))
+        plan = refine_frame_plan(images.shape[0], spatial_only, condition_frames)
+        frames = upscale_frames(images, height, width, double_frames=not spatial_only,
+                                condition_frames=condition_frames)
+        return frames.to(images.dtype), plan.output_frames, float(plan.fps_factor), plan.pad_front
 
 
 class LongCatTrimFrames:
@@ -46,13 +54,17 @@ class LongCatTrimFrames:
             "images": ("IMAGE", {"tooltip": "The decoded frames of the refinement stage."}),
             "keep_frames": ("INT", {"default": 186, "min": 1, "max": 100000, "tooltip":
                             "Frames to keep (connect LongCat Refine Upscale's keep_frames): drops the padding."}),
+        }, "optional": {
+            "skip_frames": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
+                            "Frames to drop at the start first (connect LongCat Refine Upscale's skip_frames; for a "
+                            "continuation, the num_cond_frames the new clip repeats)."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
     OUTPUT_TOOLTIPS = ("The refined frames without the padding.",)
     FUNCTION = "trim"
     CATEGORY = "LongCat"
-    DESCRIPTION = "Cuts the padding frames that LongCat Refine Upscale added."
+    DESCRIPTION = "Cuts the padding frames that LongCat Refine Upscale added (or a continuation's repeated frames)."
 
-    def trim(self, images, keep_frames):
-        return (trim_frames(images, keep_frames) if images.shape[0] > keep_frames else images,)
+    def trim(self, images, keep_frames, skip_frames=0):
+        return (trim_frames(images, keep_frames, skip_frames),)

@@ -1,7 +1,7 @@
 """LongCat Sigmas: the reference's sigma schedules (shift 12) for stock SamplerCustomAdvanced / SamplerCustom."""
-from ..core.schedules import base_sigmas, distill_sigmas, refine_sigmas
+from ..core.schedules import base_sigmas, distill_sigmas, enhance_hf_sigmas, refine_sigmas
 
-REFERENCE_STEPS = {"base": 50, "distill": 16, "refine": 50}
+REFERENCE_STEPS = {"base": 50, "distill": 16, "refine": 50, "enhance_hf": 50}
 
 
 class LongCatSigmas:
@@ -10,10 +10,13 @@ class LongCatSigmas:
         return {"required": {
             "stage": (list(REFERENCE_STEPS), {"default": "distill", "tooltip":
                       "base: 50 steps with CFG-Zero* (guidance 4). distill: 16 steps for the distill LoRA (no CFG). "
-                      "refine: the refinement LoRA's schedule, starting at t_thresh (5 model calls by default)."}),
+                      "refine: the refinement LoRA's schedule, starting at t_thresh (5 model calls by default). "
+                      "enhance_hf: video continuation's default (base steps above t = 500, then 10 uniform steps "
+                      "500 ... 50: 56 calls), with CFG-Zero* at guidance 4."}),
             "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip":
                       "0 = the reference's count for the stage (base 50, distill 16, refine 50: of the refine "
-                      "schedule only the steps below t_thresh run)."}),
+                      "schedule only the steps below t_thresh run; enhance_hf 50: of those only the steps above "
+                      "t = 500 run, then the 10-step tail)."}),
             "t_thresh": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 0.99, "step": 0.01, "tooltip":
                          "refine only: the noise level the refinement starts from (the stage-2 latent is "
                          "(1 - t) * z0 + t * noise). Ignored by base and distill."}),
@@ -23,7 +26,8 @@ class LongCatSigmas:
     OUTPUT_TOOLTIPS = ("Sigmas for SamplerCustomAdvanced (ending at 0).",)
     FUNCTION = "sigmas"
     CATEGORY = "LongCat"
-    DESCRIPTION = "The reference LongCat-Video schedules: base, distill (16 steps) and refine (starts at t_thresh)."
+    DESCRIPTION = ("The reference LongCat-Video schedules: base, distill (16 steps), refine (starts at t_thresh) and "
+                   "enhance_hf (video continuation).")
 
     def sigmas(self, stage, steps, t_thresh):
         if stage not in REFERENCE_STEPS:
@@ -33,4 +37,6 @@ class LongCatSigmas:
             return (base_sigmas(steps),)
         if stage == "distill":
             return (distill_sigmas(steps),)
+        if stage == "enhance_hf":
+            return (enhance_hf_sigmas(steps),)
         return (refine_sigmas(steps, t_thresh),)
