@@ -5,6 +5,7 @@ from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, Lon
     LongCatRefineCondition
 from .loaders.dit_loader import LongCatDiTLoader
 from .stages.guidance_node import LongCatCFGZeroStar
+from .stages.long_video_nodes import LongCatLongVideo, LongCatRefineLongVideo
 from .loaders.lora_node import LongCatLoraLoader
 from .stages.refine_nodes import LongCatRefineUpscale, LongCatTrimFrames
 from .stages.sigmas_node import LongCatSigmas
@@ -23,6 +24,8 @@ NODE_CLASS_MAPPINGS = {
     "LongCatImageToVideo": LongCatImageToVideo,
     "LongCatExtendVideo": LongCatExtendVideo,
     "LongCatRefineCondition": LongCatRefineCondition,
+    "LongCatLongVideo": LongCatLongVideo,
+    "LongCatRefineLongVideo": LongCatRefineLongVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -37,4 +40,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatImageToVideo": "LongCat Image to Video",
     "LongCatExtendVideo": "LongCat Extend Video",
     "LongCatRefineCondition": "LongCat Refine Condition",
+    "LongCatLongVideo": "LongCat Long Video (continue N times)",
+    "LongCatRefineLongVideo": "LongCat Refine Long Video (segment by segment)",
 }

@@ -41,6 +41,12 @@ save_file({k: v.to(torch.bfloat16).contiguous() for k, v in vae.state_dict().ite
 """
 
 
+def write_demo_vae(path, comfy_root):
+    """A random Wan 2.1 VAE in ComfyUI's own layout (written by a process running ComfyUI's VAE class)."""
+    subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(Path(path).resolve())], cwd=comfy_root, check=True)
+    return path
+
+
 def write_demo_set(models_dir, comfy_root):
     """Write every demo file under models_dir/<folder>/ (skipping those already there); returns {role: name}."""
     models_dir = Path(models_dir).resolve()  # the VAE is written by a process that runs in the ComfyUI folder
@@ -52,7 +58,7 @@ def write_demo_set(models_dir, comfy_root):
         "distill_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT), seed=1),
         "refine_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT, refinement=True), seed=2),
         "prompt": write_demo_text_embeddings,
-        "vae": lambda p: subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(p)], cwd=comfy_root, check=True),
+        "vae": lambda p: write_demo_vae(p, comfy_root),
     }
     for role, path in paths.items():
         if not path.exists():

@@ -59,19 +59,16 @@ def conditioned_latent(cond_latent, length, start_latent=None):
 
 
 def condition_frame_count(denoise_mask):
-    """n_c read off a sampler's denoise mask [B, C, T, H, W]: the leading frames that are fully masked (0). The
-    frames after them must be fully free (1): LongCat conditions on whole leading frames only."""
-    per_frame = denoise_mask.detach().float().amax(dim=(1, 3, 4)) if denoise_mask.dim() == 5 else None
-    if per_frame is None or not torch.equal(per_frame, denoise_mask.detach().float().amin(dim=(1, 3, 4))):
-        raise ConditionError("LongCat-Video conditions on whole leading latent frames: the noise mask must be one "
-                             "value per frame (0 = condition, 1 = generated), use LongCat Condition (latents)")
-    clean = (per_frame == 0).int()
-    counts = clean.cumprod(dim=1).sum(dim=1)
-    n_c = int(counts[0])
-    if not bool((counts == n_c).all()) or bool((per_frame[:, n_c:] != 1).any()):
-        raise ConditionError("the noise mask must be 0 on the leading condition frames and 1 on every other frame, "
-                             "the same for every batch element")
-    return n_c
+    """n_c read off a sampler's denoise mask [B, C, T, H, W]: the leading frames that are entirely 0. Anything else
+    the mask holds (a spatial inpainting mask) is left to ComfyUI's ordinary masked sampling."""
+    if denoise_mask.dim() != 5:
+        return 0
+    clean = denoise_mask.detach().amax(dim=(1, 3, 4)) == 0  # [B, T]
+    counts = clean.int().cumprod(dim=1).sum(dim=1)
+    if bool((counts != counts[0]).any()):
+        raise ConditionError(f"the batch's condition lengths differ ({counts.tolist()} latent frames): LongCat runs "
+                             "one condition length per batch; sample them separately")
+    return int(counts[0])
 
 
 def per_frame_timesteps(timestep, frames, n_c):

@@ -4,6 +4,16 @@ from ..core.refine_geometry import refine_bucket, refine_frame_plan, trim_frames
 RESOLUTIONS = ["720p bucket", "same as input"]
 
 
+def refine_size(height, width, resolution):
+    """(height, width) of the refinement: the reference's 720p bucket, or the input size rounded up to 64 px (the
+    block-sparse tiles: VAE 8 x patch 2 x tile 4)."""
+    if resolution == "720p bucket":
+        return refine_bucket(height, width)
+    if resolution != "same as input":
+        raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}")
+    return (height + 63) // 64 * 64, (width + 63) // 64 * 64
+
+
 class LongCatRefineUpscale:
     @classmethod
     def INPUT_TYPES(cls):
@@ -36,11 +46,7 @@ class LongCatRefineUpscale:
     def upscale(self, images, resolution, spatial_only, condition_frames=0):
         if images.dim() != 4 or images.shape[0] < 1:
             raise ValueError(f"expected IMAGE frames [F, H, W, C], got {list(images.shape)}")
-        height, width = images.shape[1:3]
-        if resolution == "720p bucket":
-            height, width = refine_bucket(height, width)
-        elif height % 64 or width % 64:
-            height, width = (height + 63) // 64 * 64, (width + 63) // 64 * 64  # block-sparse tiles need 64 px
+        height, width = refine_size(images.shape[1], images.shape[2], resolution)
         plan = refine_frame_plan(images.shape[0], spatial_only, condition_frames)
         frames = upscale_frames(images, height, width, double_frames=not spatial_only,
                                 condition_frames=condition_frames)

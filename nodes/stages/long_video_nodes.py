@@ -1,0 +1,147 @@
+"""Long videos in one queued run: continue a clip segment after segment, then refine it segment by segment, as
+the reference's `run_demo_long_video.py` does. Each segment is one ordinary sampler run (the guider, sampler and
+sigmas the user wires in); only the current segment's latents and condition are on the GPU, the frames collect on
+the CPU. ComfyUI's progress bar counts the steps of all segments; an interrupt stops between any two steps."""
+import torch
+
+import comfy.model_management as mm
+import comfy.sample
+import comfy.utils
+
+from ..core.conditioning import conditioned_latent
+from ..core.refine_geometry import refine_frame_plan, trim_frames, upscale_frames
+from .condition_nodes import LENGTH, VAE, continuation_cond_latent, encode, refine_condition_clip
+from .refine_nodes import RESOLUTIONS, refine_size
+
+SEGMENT_INPUTS = {
+    "guider": ("GUIDER", {"tooltip": "The model and prompts of every segment: CFGGuider (cfg 4) with LongCat "
+                                     "CFG-Zero* for the base model, or BasicGuider with the distill LoRA."}),
+    "sampler": ("SAMPLER", {"tooltip": "The sampler of every segment (KSamplerSelect: euler, as the reference)."}),
+    "sigmas": ("SIGMAS", {"tooltip": "The schedule of every segment (LongCat Sigmas)."}),
+    "vae": VAE,
+    "noise_seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                           "tooltip": "Noise seed of the first segment; segment i uses seed + i."}),
+}
+
+
+class StepProgress:
+    """One ComfyUI progress bar over the sampling steps of all segments (updating it also honours interrupts)."""
+
+    def __init__(self, segments, steps):
+        self.steps, self.segment = steps, 0
+        self.bar = comfy.utils.ProgressBar(segments * steps)
+
+    def callback(self, step, x0, x, total_steps):
+        self.bar.update_absolute(self.segment * self.steps + step + 1)
+
+    def next_segment(self):
+        self.segment += 1
+        mm.throw_exception_if_processing_interrupted()
+
+
+def sample_segment(guider, sampler, sigmas, latent, seed, progress):
+    """What SamplerCustomAdvanced does for one latent: its noise from `seed`, the mask kept, the result in RAM."""
+    samples = comfy.sample.fix_empty_latent_channels(guider.model_patcher, latent["samples"])
+    noise = comfy.sample.prepare_noise(samples, seed)
+    out = guider.sample(noise, samples, sampler, sigmas, denoise_mask=latent.get("noise_mask"),
+                        callback=progress.callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    return out.to(mm.intermediate_device())
+
+
+def decode(vae, samples):
+    images = vae.decode(samples)
+    return images.reshape(-1, *images.shape[-3:]) if images.dim() == 5 else images
+
+
+class LongCatLongVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            **SEGMENT_INPUTS,
+            "video": ("IMAGE", {"tooltip": "The first segment (e.g. the decoded text-to-video clip): each "
+                                           "continuation starts from the last num_cond_frames of the one before."}),
+            "segments": ("INT", {"default": 3, "min": 1, "max": 1000, "tooltip":
+                                 "How many continuations to add. Each adds length - num_cond_frames frames (80 with "
+                                 "the defaults: 5.3 s at 15 fps); 3 after a 93-frame clip make 333 frames, 22 s at "
+                                 "15 fps (and at 30 fps after refinement)."}),
+            "num_cond_frames": ("INT", {"default": 13, "min": 1, "max": 1001, "step": 4, "tooltip":
+                                        "Frames of the previous segment each continuation is conditioned on (1 + 4k; "
+                                        "13 as the reference)."}),
+            "length": LENGTH,
+        }}
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The whole video: the first segment, then each continuation without its repeated "
+                       "condition frames.",)
+    FUNCTION = "extend"
+    CATEGORY = "LongCat"
+    DESCRIPTION = ("Continues a clip `segments` times in one run (the reference's long video): each segment is "
+                   "conditioned on the last num_cond_frames of the previous one; joined without repeats.")
+
+    def extend(self, guider, sampler, sigmas, vae, noise_seed, video, segments, num_cond_frames, length):
+        progress = StepProgress(segments, len(sigmas) - 1)
+        pieces, current = [video], video
+        for i in range(segments):
+            samples, mask = conditioned_latent(continuation_cond_latent(vae, current, num_cond_frames), length)
+            out = sample_segment(guider, sampler, sigmas, {"samples": samples, "noise_mask": mask}, noise_seed + i,
+                                 progress)
+            current = decode(vae, out)
+            pieces.append(current[num_cond_frames:].to(video.dtype))
+            progress.next_segment()
+        return (torch.cat(pieces),)
+
+
+class LongCatRefineLongVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            **SEGMENT_INPUTS,
+            "video": ("IMAGE", {"tooltip": "The whole stage-1 video (LongCat Long Video's output)."}),
+            "segment_length": ("INT", {"default": 93, "min": 5, "max": 100000, "tooltip":
+                                       "Stage-1 frames per refined segment (93, the continuation's length)."}),
+            "num_cond_frames": ("INT", {"default": 13, "min": 1, "max": 1001, "tooltip":
+                                        "Stage-1 frames two neighbouring segments share (13, the continuation's "
+                                        "num_cond_frames); each later segment is conditioned on that overlap of "
+                                        "the previous refined segment (2 x 13 = 26 frames at 30 fps)."}),
+            "resolution": (RESOLUTIONS, {"default": "720p bucket", "tooltip":
+                                         "720p bucket: the reference's refinement size for this aspect ratio. same as "
+                                         "input: keep the size (small previews)."}),
+            "spatial_only": ("BOOLEAN", {"default": False, "tooltip":
+                                         "Keep the frame rate (no 15 -> 30 fps doubling)."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The refined video (2x the frames unless spatial_only), segments joined without repeats.",)
+    FUNCTION = "refine"
+    CATEGORY = "LongCat"
+    DESCRIPTION = ("Refines a long stage-1 video segment by segment (the reference's long-video refinement): each "
+                   "segment after the first is conditioned on the last refined frames of the one before.")
+
+    def refine(self, guider, sampler, sigmas, vae, noise_seed, video, segment_length, num_cond_frames, resolution,
+               spatial_only):
+        if not 0 < num_cond_frames < segment_length:
+            raise ValueError(f"num_cond_frames {num_cond_frames} must be between 0 and segment_length "
+                             f"{segment_length} (exclusive)")
+        height, width = refine_size(video.shape[1], video.shape[2], resolution)
+        step = segment_length - num_cond_frames
+        starts = [0] + list(range(step, video.shape[0] - num_cond_frames, step))
+        progress = StepProgress(len(starts), len(sigmas) - 1)
+        pieces, previous = [], None
+        for i, start in enumerate(starts):
+            stage1 = video[start:start + segment_length]
+            condition_frames = 0 if previous is None else num_cond_frames * (1 if spatial_only else 2)
+            plan = refine_frame_plan(stage1.shape[0], spatial_only, condition_frames)
+            pixels = upscale_frames(stage1, height, width, not spatial_only, condition_frames)
+            latent = encode(vae, pixels.to(video.dtype))
+            mask = None
+            if previous is not None:
+                cond = encode(vae, refine_condition_clip(previous, condition_frames, width, height))
+                latent, mask = conditioned_latent(cond, plan.padded_frames, latent)
+            out = sample_segment(guider, sampler, sigmas, {"samples": latent, "noise_mask": mask}, noise_seed + i,
+                                 progress)
+            previous = trim_frames(decode(vae, out), plan.output_frames, plan.pad_front).to(video.dtype)
+            pieces.append(previous[condition_frames:])
+            progress.next_segment()
+        return (torch.cat(pieces),)
