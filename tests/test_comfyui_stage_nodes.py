@@ -105,10 +105,10 @@ def test_cfg_zero_star_matches_the_reference_formula(comfy_env, tiny_model):
 
 def test_refine_upscale_and_trim(comfy_env):
     frames = torch.rand(93, 480, 832, 3)
-    up, keep, fps = node(comfy_env, "LongCatRefineUpscale").upscale(frames, "720p bucket", False)
-    assert up.shape == (192, 704, 1280, 3) and keep == 186 and fps == 2.0
+    up, keep, fps, skip = node(comfy_env, "LongCatRefineUpscale").upscale(frames, "720p bucket", False)
+    assert up.shape == (192, 704, 1280, 3) and keep == 186 and fps == 2.0 and skip == 0
     assert torch.equal(up[186:], up[185:186].expand(6, -1, -1, -1))  # padding repeats the last frame
     trimmed = node(comfy_env, "LongCatTrimFrames").trim(torch.rand(189, 8, 8, 3), keep)[0]
     assert trimmed.shape[0] == 186
-    same, keep, _ = node(comfy_env, "LongCatRefineUpscale").upscale(torch.rand(9, 64, 64, 3), "same as input", True)
+    same, keep, _, _ = node(comfy_env, "LongCatRefineUpscale").upscale(torch.rand(9, 64, 64, 3), "same as input", True)
     assert same.shape == (16, 64, 64, 3) and keep == 9  # 9 frames -> 3 latents -> padded to 4 latents
