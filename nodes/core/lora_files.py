@@ -20,10 +20,11 @@ from .safetensors_file import ModelFileError, load_tensors, read_safetensors_hea
 
 OFFICIAL_PREFIX = "lora___lorahyphen___"
 OFFICIAL_DOT = "___lorahyphen___"
-# Bounds on what one LoRA file may ask of the reader (the official files hold 1,152 and 1,543 tensors, about 300 KB
-# of header each).
-MAX_LORA_TENSORS = 20_000
-MAX_LORA_HEADER_BYTES = 8 * 1024 * 1024
+# Bounds on the work one LoRA file can cause: the official files hold 1,152 and 1,543 tensors (about 300 KB of header),
+# a LoRA on every linear of all 48 blocks with split q/k/v about 1,750. Parsing JSON holds Python's interpreter lock,
+# so the header size bounds how long any other thread (the server's event loop) can wait on it.
+MAX_LORA_TENSORS = 10_000
+MAX_LORA_HEADER_BYTES = 4 * 1024 * 1024
 
 # Linear modules of one LongCat block and of the whole DiT that a LoRA may target.
 BLOCK_LINEARS = ("attn.qkv", "attn.proj", "cross_attn.q_linear", "cross_attn.kv_linear", "cross_attn.proj",
@@ -262,7 +263,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
             raise ModelFileError(path, f"none of its {len(skipped)} target modules exist in this model "
                                        f"(e.g. {skipped[0]}): it is a LoRA for another model")
     scalar_keys = [k for g in groups.values() for k in (g.alpha_scale, g.alpha) if k]
-    tensors = preloaded if preloaded is not None else load_tensors(path, scalar_keys)
+    tensors = preloaded if preloaded is not None else load_tensors(path, scalar_keys, header_checked=True)
     adapter_config = _read_adapter_config(path) if styles.get("peft") else None
 
     ratios, ranks, targets, factor_count = {}, set(), {}, 0
@@ -275,7 +276,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
         factor_count += pieces
     if with_tensors:
         needed = [k for g in groups.values() for k in (g.down, g.up, *g.up_blocks.values()) if k]
-        tensors = preloaded if preloaded is not None else load_tensors(path, needed)
+        tensors = preloaded if preloaded is not None else load_tensors(path, needed, header_checked=True)
         for module, g in groups.items():
             targets.setdefault(split_target(module)[0], []).extend(_factors(path, module, g, tensors, ratios[module]))
         if model_shapes is not None:

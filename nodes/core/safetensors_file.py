@@ -107,17 +107,20 @@ def _check_entry(path, tensor, info, data_size):
         raise ModelFileError(path, f"truncated: tensor {tensor} lies past the end of the file")
 
 
-def load_tensors(path, names=None):
-    """Load tensors (all, or `names`) from a safetensors file or a weights-only torch pickle, as CPU tensors."""
+def load_tensors(path, names=None, header_checked=False):
+    """Load tensors (all, or `names`) from a safetensors file or a weights-only torch pickle, as CPU tensors.
+    `header_checked`: the caller has just read the header with read_safetensors_header and names the tensors it
+    lists, so the header is not parsed a second time."""
     path = str(path)
     if path.lower().endswith(PICKLE_SUFFIXES):
         return _load_weights_only_pickle(path, names)
-    header, _ = read_safetensors_header(path)
-    wanted = list(header) if names is None else list(names)
+    if names is None or not header_checked:
+        header, _ = read_safetensors_header(path)
+        names = list(header) if names is None else names
     out = {}
     try:
         with safe_open(path, framework="pt", device="cpu") as f:
-            for name in wanted:
+            for name in names:
                 out[name] = f.get_tensor(name)
     except Exception as e:  # the safetensors library reports corruption with its own exception types
         raise ModelFileError(path, f"cannot read tensors ({e})") from e
