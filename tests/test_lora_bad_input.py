@@ -14,7 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from longcat_pack.nodes.core.lora_files import MAX_LORA_TENSORS, inspect_lora, read_lora
 from longcat_pack.nodes.core.safetensors_file import ModelFileError, tensor_shapes
-from lora_writers import official_stem, random_factor, write_kohya, write_official, write_peft
+from lora_writers import MALFORMED_LORAS, official_stem, random_factor, write_kohya, write_malformed_lora, \
+    write_official, write_peft, write_raw_safetensors
 
 
 @pytest.fixture(scope="module")
@@ -153,48 +154,17 @@ def test_up_without_down(tmp_path):
     expect_error(path, "no down matrix")
 
 
-def test_empty_alpha_scale(tmp_path, golden_dir):
-    sd = load_file(str(golden_dir / "lora_distill.safetensors"))
-    sd[official_stem("blocks.0.ffn.w1") + ".alpha_scale"] = torch.zeros(0)
-    save_file(sd, str(tmp_path / "empty_alpha.safetensors"))
-    expect_error(tmp_path / "empty_alpha.safetensors", r"module blocks\.0\.ffn\.w1: alpha_scale \(lora___.*\) "
-                                                       "must hold one value, it holds 0")
-
-
-def test_rank_zero_kohya(tmp_path):
-    path = write_kohya(tmp_path / "rank0.safetensors", {"blocks.0.attn.proj": (torch.zeros(0, 256), torch.zeros(256, 0), 4.0)})
-    expect_error(path, r"module blocks\.0\.attn\.proj: rank 0")
-
-
-def write_raw_header(path, header):
-    raw = json.dumps(header).encode() if isinstance(header, dict) else header
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 64)
-    return path
-
-
-def official_header(**down_changes):
-    stem = official_stem("blocks.7.attn.qkv")
-    return {f"{stem}.lora_down.weight": {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 32], **down_changes},
-            f"{stem}.lora_up.weight": {"dtype": "F32", "shape": [4, 2], "data_offsets": [32, 64]}}
-
-
-@pytest.mark.parametrize("change,problem", [({"shape": "2,4"}, "shape"), ({"data_offsets": ["0", "32"]}, "data_offsets"),
-                                            ({"dtype": "Q4"}, "unsupported dtype")])
-def test_malformed_headers_name_the_module_and_the_raw_key(tmp_path, change, problem):
-    """Official keys are shown as the module path they encode, the raw key in parentheses."""
-    path = write_raw_header(tmp_path / "malformed.safetensors", official_header(**change))
-    raw = re.escape(official_stem("blocks.7.attn.qkv") + ".lora_down.weight")
-    expect_error(path, rf"tensor blocks\.7\.attn\.qkv\.lora_down\.weight \({raw}\) .*{problem}")
-
-
-def test_header_nested_100000_levels(tmp_path):
-    path = write_raw_header(tmp_path / "deep.safetensors", b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
-    expect_error(path, "nested too deeply")
+@pytest.mark.parametrize("name", sorted(MALFORMED_LORAS))
+def test_malformed_files_of_the_probe(tmp_path, name):
+    """A shape or offsets given as strings, a header nested 100,000 levels deep, an empty alpha_scale, a rank-0
+    kohya file: each a ModelFileError naming the file, official keys shown as module paths (raw key in
+    parentheses)."""
+    expect_error(write_malformed_lora(tmp_path / name), MALFORMED_LORAS[name][1])
 
 
 def test_more_tensors_than_a_lora_has(tmp_path):
     header = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(MAX_LORA_TENSORS + 1)}
-    expect_error(write_raw_header(tmp_path / "huge.safetensors", header), f"more than the {MAX_LORA_TENSORS} allowed")
+    expect_error(write_raw_safetensors(tmp_path / "huge.safetensors", header), f"more than the {MAX_LORA_TENSORS} allowed")
 
 
 def peft_file(folder, adapter_config):
