@@ -129,12 +129,14 @@ MALFORMED_LORAS = {
     "string_offsets.safetensors": (lambda p: write_raw_safetensors(p, _official_qkv(data_offsets=["0", "32"])),
                                    rf"tensor blocks\.7\.attn\.qkv\.lora_down\.weight \({_QKV_DOWN}\) has data_offsets "
                                    "that are not two non-negative integers"),
-    "deeply_nested.safetensors": (lambda p: write_raw_safetensors(p, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
-                                  "its header is nested too deeply"),
-    "empty_alpha_scale.safetensors": (_empty_alpha_scale, r"module blocks\.0\.ffn\.w1: alpha_scale \(lora___.*\) must hold "
-                                                          "one value, it holds 0"),
-    "rank0_kohya.safetensors": (lambda p: write_kohya(p, {"blocks.0.attn.proj": (torch.zeros(0, 256), torch.zeros(256, 0), 4.0)}),
-                                r"module blocks\.0\.attn\.proj: rank 0"),
+    "deeply_nested.safetensors": (
+        lambda p: write_raw_safetensors(p, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        "its header is nested too deeply"),
+    "empty_alpha_scale.safetensors": (
+        _empty_alpha_scale, r"module blocks\.0\.ffn\.w1: alpha_scale \(lora___.*\) must hold one value, it holds 0"),
+    "rank0_kohya.safetensors": (
+        lambda p: write_kohya(p, {"blocks.0.attn.proj": (torch.zeros(0, 256), torch.zeros(256, 0), 4.0)}),
+        r"module blocks\.0\.attn\.proj: rank 0"),
 }
 
 

@@ -232,7 +232,8 @@ def move_shard_outside(sharded, entry_for):
     outside = sharded.parent / "outside.safetensors"
     (sharded / SHARD.format(3)).rename(outside)
     index = json.loads((sharded / INDEX_NAME).read_text())
-    index["weight_map"] = {k: (entry_for(outside) if v == SHARD.format(3) else v) for k, v in index["weight_map"].items()}
+    index["weight_map"] = {k: (entry_for(outside) if v == SHARD.format(3) else v)
+                           for k, v in index["weight_map"].items()}
     (sharded / INDEX_NAME).write_text(json.dumps(index))
     return outside
 

@@ -113,8 +113,10 @@ def test_malformed_files_are_a_node_error(comfy_server, name):
 
 
 @pytest.mark.parametrize("name,problem", [
-    ("too_many_tensors.safetensors", f"lists {MAX_LORA_TENSORS // 3 * 3 + 3} tensors, more than the {MAX_LORA_TENSORS} allowed"),
-    ("header_too_large.safetensors", f"header is {MAX_LORA_HEADER_BYTES + 1} bytes, more than the {MAX_LORA_HEADER_BYTES}"),
+    ("too_many_tensors.safetensors",
+     f"lists {MAX_LORA_TENSORS // 3 * 3 + 3} tensors, more than the {MAX_LORA_TENSORS} allowed"),
+    ("header_too_large.safetensors",
+     f"header is {MAX_LORA_HEADER_BYTES + 1} bytes, more than the {MAX_LORA_HEADER_BYTES}"),
 ])
 def test_files_past_the_bounds_are_a_clear_4xx(comfy_server, name, problem):
     status, body = comfy_server.get_status(f"/longcat/lora_info?name=huge/{name}")

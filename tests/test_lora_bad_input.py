@@ -3,7 +3,6 @@ import json
 import math
 import pickle
 import re
-import struct
 from datetime import timedelta
 
 import pytest
@@ -164,7 +163,8 @@ def test_malformed_files_of_the_probe(tmp_path, name):
 
 def test_more_tensors_than_a_lora_has(tmp_path):
     header = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(MAX_LORA_TENSORS + 1)}
-    expect_error(write_raw_safetensors(tmp_path / "huge.safetensors", header), f"more than the {MAX_LORA_TENSORS} allowed")
+    path = write_raw_safetensors(tmp_path / "huge.safetensors", header)
+    expect_error(path, f"lists {MAX_LORA_TENSORS + 1} tensors, more than the {MAX_LORA_TENSORS} allowed")
 
 
 def peft_file(folder, adapter_config):
@@ -212,9 +212,10 @@ DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I8": 1, "BOOL": 1}
 ranks = st.integers(min_value=0, max_value=3)
 dtypes = st.sampled_from(["F32"] * 4 + sorted(DTYPE_BYTES))
 scalar_shapes = st.sampled_from([None, [], [], [0], [1], [2], [1, 1], [0, 3]])
-modules = st.fixed_dictionaries({"rank": ranks, "up_rank": ranks, "pieces": st.sampled_from([1, 1, 2, 3]),
-                                 "down_rows_extra": st.sampled_from([0, 0, 1]), "alpha_shape": scalar_shapes,
-                                 "dtypes": st.tuples(dtypes, dtypes, dtypes), "drop": st.sampled_from([None, "down", "up"])})
+modules = st.fixed_dictionaries({
+    "rank": ranks, "up_rank": ranks, "pieces": st.sampled_from([1, 1, 2, 3]),
+    "down_rows_extra": st.sampled_from([0, 0, 1]), "alpha_shape": scalar_shapes,
+    "dtypes": st.tuples(dtypes, dtypes, dtypes), "drop": st.sampled_from([None, "down", "up"])})
 
 
 def lora_layout(stem, style, m):
@@ -247,9 +248,8 @@ def test_mutated_lora_files_never_raise_anything_else(tmp_path, official, kohya,
         size = DTYPE_BYTES[dtype] * math.prod(shape)
         header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
         offset += size
-    raw = json.dumps(header).encode()
-    path = tmp_path / "mutated.safetensors"
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + draw.draw(st.binary(min_size=offset, max_size=offset)))
+    path = write_raw_safetensors(tmp_path / "mutated.safetensors", header,
+                                 draw.draw(st.binary(min_size=offset, max_size=offset)))
     for reader in (inspect_lora, read_lora):
         try:
             reader(path)

@@ -1,21 +1,13 @@
 """The safetensors header reader checks the type of every header value and every number before using it: a
 malformed file is one ModelFileError naming the file and the problem, never a raw Python error."""
-import json
 import os
-import struct
 
 import pytest
 
 from longcat_pack.nodes.core.safetensors_file import ModelFileError, read_safetensors_header
+from lora_writers import write_raw_safetensors as write_raw
 
 GOOD_ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
-
-
-def write_raw(path, header, data=b"\0" * 8):
-    """A file with exactly these header bytes (or this header as JSON) and data section."""
-    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
-    return path
 
 
 def expect_error(path, pattern, **limits):

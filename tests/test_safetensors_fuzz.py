@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from longcat_pack.nodes.core.safetensors_file import DTYPE_SIZES, ModelFileError, read_safetensors_header
+from lora_writers import write_raw_safetensors
 
 BOUNDED = settings(max_examples=200, deadline=timedelta(seconds=5), database=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -52,14 +53,10 @@ def assert_clean_read_or_model_file_error(path):
         assert end - start == math.prod(info["shape"]) * DTYPE_SIZES[info["dtype"]]
 
 
-def write(path, header_bytes, data):
-    path.write_bytes(struct.pack("<Q", len(header_bytes)) + header_bytes + data)
-
-
 @BOUNDED
 @given(header=headers, data=st.binary(max_size=64), ascii_only=st.booleans())
 def test_random_headers(fuzz_file, header, data, ascii_only):
-    write(fuzz_file, json.dumps(header, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"), data)
+    write_raw_safetensors(fuzz_file, json.dumps(header, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"), data)
     assert_clean_read_or_model_file_error(fuzz_file)
 
 
@@ -68,7 +65,7 @@ def test_random_headers(fuzz_file, header, data, ascii_only):
 def test_deeply_nested_headers(fuzz_file, depth, brackets):
     opening, closing = brackets
     inner = (opening + ('"k":' if opening == "{" else "")) * depth + closing * depth
-    write(fuzz_file, ('{"w": ' + inner.replace(':' + closing, ':0' + closing, 1) + "}").encode(), b"")
+    write_raw_safetensors(fuzz_file, ('{"w": ' + inner.replace(':' + closing, ':0' + closing, 1) + "}").encode(), b"")
     assert_clean_read_or_model_file_error(fuzz_file)
 
 

@@ -173,8 +173,8 @@ def _shard_path(index, folder, key, entry):
         raise CheckpointError(index, f"weight_map entry '{key:.200}' names {entry!r:.80}, not a shard file name")
     path = os.path.join(folder, entry)
     if resolve_inside(path, [folder]) is None:
-        raise CheckpointError(index, f"weight_map entry '{key:.200}' names '{entry:.200}', which lies outside the folder of the "
-                                     "index; shards must be files inside that folder")
+        raise CheckpointError(index, f"weight_map entry '{key:.200}' names '{entry:.200}', which lies outside the "
+                                     "folder of the index; shards must be files inside that folder")
     return path
 
 
