@@ -8,6 +8,7 @@ import folder_paths
 
 from ..model.comfy_model import build_model_patcher, pick_dtypes
 from ..core.checkpoint import INDEX_NAME, open_dit_checkpoint
+from .model_names import confined, resolve_model_file
 
 WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp32"]
 
@@ -34,10 +35,11 @@ def dit_names():
 
 
 def resolve_dit(name):
+    """The real path of a listed DiT (a sharded folder or a file) inside the diffusion_models folders."""
     folders = sharded_folders()
     if name in folders:
-        return folders[name]
-    return folder_paths.get_full_path_or_raise("diffusion_models", name)
+        return confined("diffusion_models", name, folders[name])
+    return resolve_model_file("diffusion_models", name, "DiT")
 
 
 class LongCatDiTLoader:
