@@ -72,10 +72,14 @@ def run_command(args):
         return 2
     from .workflow_runner import run_workflow, serve_demo
     home = demo_home(args.demo_dir)
-    if args.ui:
-        return serve_demo(comfy_root, home, args.port)
-    status, files, log = run_workflow(comfy_root, args.workflow, home, demo=args.demo, text=args.prompt,
-                                      seed=args.seed)
+    try:
+        if args.ui:
+            return serve_demo(comfy_root, home, args.port)
+        status, files, log = run_workflow(comfy_root, args.workflow, home, demo=args.demo, text=args.prompt,
+                                          seed=args.seed)
+    except RuntimeError as e:  # ComfyUI did not start (a busy port, a broken install): its log says why
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"workflow finished: {status}")
     for f in files:
         print(f"saved: {f}")

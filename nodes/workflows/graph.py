@@ -57,7 +57,6 @@ class Workflow:
     headline: str = None  # what the thumbnail says the workflow does (the title when None)
 
     def __post_init__(self):
-        self.nodes = [n for n in self.nodes if n is not None]
         present = {n.key for n in self.nodes}
         self.groups = [Group(g.title, [[k for k in col if k in present] for col in g.columns if
                                        any(k in present for k in col)], g.color) for g in self.groups]
