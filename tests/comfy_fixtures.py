@@ -89,8 +89,10 @@ def installed_server(comfyui_root, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Headless Chromium for one test module: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and the server tests after it call asyncio.run()."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (drives Debian's chromium)")
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")

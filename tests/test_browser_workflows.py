@@ -48,6 +48,13 @@ def test_workflow_loads_with_no_missing_node_types(open_page, installed_server, 
     load_workflow(page, workflow)
     loaded = page.evaluate("() => app.graph._nodes.map(n => n.type)")
     assert missing == [] and sorted(loaded) == sorted(n["type"] for n in workflow["nodes"])
+    # the frontend grows nodes to its own minimum size on load: they still keep clear of each other (title bar
+    # and badge included)
+    rects = page.evaluate("""() => app.graph._nodes.map(n => [n.title, n.pos[0], n.pos[1] - 54,
+                                                              n.pos[0] + n.size[0], n.pos[1] + n.size[1]])""")
+    clashes = [(a[0], b[0]) for i, a in enumerate(rects) for b in rects[i + 1:]
+               if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+    assert clashes == []
     assert "Missing Node Types" not in page.content()
     assert not page.longcat_errors, page.longcat_errors
 

@@ -5,7 +5,6 @@ import json
 from itertools import combinations
 
 import pytest
-from PIL import Image
 
 from conftest import PACK_ROOT
 from longcat_pack.nodes.workflows.catalog import SHIPPED
@@ -129,7 +128,8 @@ def test_committed_files_are_what_the_builder_writes(name):
     built = SHIPPED[name]()
     assert ui_file(built).read_text(encoding="utf-8") == dumps(ui_format(built))
     assert api_file(name).read_text(encoding="utf-8") == dumps(api_format(built))
-    with Image.open(thumbnail_file(built)) as thumbnail:
+    image = pytest.importorskip("PIL.Image", reason="Pillow (one of ComfyUI's requirements) reads the thumbnail")
+    with image.open(thumbnail_file(built)) as thumbnail:
         assert (thumbnail.format, thumbnail.size) == ("JPEG", (512, 512))
 
 
@@ -158,7 +158,8 @@ def test_api_twin_matches_ui_workflow(name):
 
 def test_node_types_match_the_server(comfy_server):
     """The builder's slot table against ComfyUI's own definitions: link inputs and their types, widgets in the
-    frontend's order (newer versions may add widgets after ours), outputs."""
+    frontend's order, outputs (newer versions may add widgets and outputs after ours: 0.33's SaveVideo passes
+    its video on)."""
     for node_type, spec in NODE_TYPES.items():
         if spec.virtual:
             continue
@@ -168,4 +169,5 @@ def test_node_types_match_the_server(comfy_server):
         order = [n for n in info["input_order"].get("required", []) + info["input_order"].get("optional", [])
                  if n in spec.widget_names()]
         assert order == spec.widget_names(), node_type
-        assert [list(o) for o in zip(info["output_name"], info["output"])] == [list(o) for o in spec.outputs]
+        outputs = [list(o) for o in zip(info["output_name"], info["output"])]
+        assert outputs[:len(spec.outputs)] == [list(o) for o in spec.outputs], node_type
