@@ -1,6 +1,9 @@
-"""Session fixtures: one real ComfyUI server with this pack installed and tiny model files of every kind."""
+"""Session fixtures: real ComfyUI servers with this pack installed (one with tiny model files of every kind, one
+with no model files, one with stand-ins named like every file the shipped workflows use), and headless Chromium
+on them with a screenshot of every page of a failed test."""
 import json
 import os
+import re
 import shutil
 import warnings
 
@@ -12,8 +15,10 @@ from comfy_inprocess import import_comfyui
 from longcat_pack.nodes.core.checkpoint import INDEX_NAME
 from longcat_pack.nodes.core.demo_files import write_demo_text_embeddings
 from longcat_pack.nodes.cli.comfyui_checkout import comfyui_version, find_comfyui
+from longcat_pack.nodes.cli.browser import CHROMIUM, launch, open_app, write_stand_ins
 from longcat_pack.nodes.cli.headless import ComfyServer
-from conftest import GOLDEN
+from longcat_pack.nodes.workflows.catalog import SHIPPED
+from conftest import GOLDEN, PACK_ROOT
 from test_checkpoint import SHARD, write_sharded
 
 
@@ -63,6 +68,63 @@ def comfy_server(comfyui_root, golden_dir, tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def empty_server(comfyui_root, tmp_path_factory):
+    """A server whose model folders hold nothing: what a new user has before downloading."""
+    server = ComfyServer(comfyui_root, tmp_path_factory.mktemp("comfyui_empty"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def installed_server(comfyui_root, tmp_path_factory):
+    """A server with a stand-in for every model file the shipped workflows name: what a user sees once every
+    download is done (the LoRA stand-ins are tiny official-format files with alpha/rank 0.5, like the real ones)."""
+    server = ComfyServer(comfyui_root, tmp_path_factory.mktemp("comfyui_installed"))
+    for build in SHIPPED.values():
+        write_stand_ins(server.base / "models", build())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for one test module: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and the server tests after it call asyncio.run()."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (drives Debian's chromium)")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium, request):
+    """open_page(server): a fresh 1600x1000 page on the server's UI. When the test fails, each page it opened is
+    saved as a screenshot in test-screenshots/ (git-ignored; the path is printed)."""
+    pages = []
+
+    def open_on(server):
+        page = open_app(chromium, server.url)
+        pages.append(page)
+        return page
+
+    yield open_on
+    report = getattr(request.node, "rep_call", None)
+    for i, page in enumerate(pages):
+        if report is not None and report.failed:
+            folder = PACK_ROOT / "test-screenshots"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', request.node.name)}_{i}.png"
+            page.screenshot(path=str(path))
+            print(f"screenshot: {path}")
+        page.close()
 
 
 def write_other_format_loras(loras):

@@ -1,46 +1,21 @@
-"""In headless Chromium against the running server: choosing a LoRA file moves the strength slider to the file's
-alpha/rank, the node shows it, and a loaded workflow keeps its saved strength. Screenshot on failure."""
-import shutil
+"""In headless Chromium against a running server: choosing a LoRA file moves the strength slider to the file's
+alpha/rank, the slider's label says what the file holds (in full, on a new node too), a missing or broken file
+says so once, and a loaded workflow keeps its saved strength. Screenshots on failure."""
+import json
 
-import pytest
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def page(comfy_server, tmp_path_factory):
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (drives Debian's chromium)")
-    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors = []
-        # only errors thrown from this pack's script count (some frontend versions log their own at start-up)
-        page.on("pageerror", lambda e: errors.append(str(e)) if "longcat" in (e.stack or "") else None)
-        page.goto(comfy_server.url, wait_until="domcontentloaded")
-        page.wait_for_function("() => !!(window.app && window.app.graph && window.LiteGraph && "
-                               "window.LiteGraph.registered_node_types['LongCatLoraLoader'])", timeout=90_000)
-        page.longcat_errors = errors
-        yield page
-        browser.close()
-
-
-@pytest.fixture
-def screenshot_on_failure(page, request, tmp_path_factory):
-    yield
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        path = tmp_path_factory.mktemp("screens") / f"{request.node.name}.png"
-        page.screenshot(path=str(path))
-        print(f"screenshot: {path}")
+from longcat_pack.nodes.cli.browser import drawn_texts, load_workflow
+from longcat_pack.nodes.workflows.files import ui_file
+from longcat_pack.nodes.workflows.catalog import SHIPPED
 
 
 def add_node(page):
+    """A new Apply LongCat LoRA node on an empty canvas at zoom 1, where every text of it is drawn."""
     return page.evaluate("""() => {
+        app.graph.clear();
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
         const node = LiteGraph.createNode('LongCatLoraLoader');
+        node.pos = [200, 200];
         app.graph.add(node);
         return node.id;
     }""")
@@ -62,7 +37,7 @@ def pick_file(page, node_id, name):
 def strength_of(page, node_id):
     return page.evaluate("""(id) => {
         const w = app.graph.getNodeById(id).widgets.find(w => w.name === 'strength');
-        return [w.value, w.label || ''];
+        return {value: w.value, label: w.label || '', tooltip: w.tooltip || ''};
     }""", node_id)
 
 
@@ -71,8 +46,13 @@ def wait_strength(page, node_id, value):
         .find(w => w.name === 'strength').value - v) < 1e-9""", arg=[node_id, value], timeout=15_000)
 
 
-@pytest.mark.usefixtures("screenshot_on_failure")
-def test_choosing_a_file_sets_its_alpha_over_rank(page):
+def wait_label(page, node_id, text):
+    page.wait_for_function("""([id, text]) => (app.graph.getNodeById(id).widgets.find(w => w.name === 'strength')
+        .label || '').includes(text)""", arg=[node_id, text], timeout=15_000)
+
+
+def test_choosing_a_file_sets_its_alpha_over_rank(open_page, comfy_server):
+    page = open_page(comfy_server)
     node_id = add_node(page)
     for name, expected in (("lora_distill.safetensors", 0.5), ("kohya_style.safetensors", 1.0),
                            ("split_qkv.safetensors", 0.25), ("lora_refine.safetensors", 0.5),
@@ -81,12 +61,56 @@ def test_choosing_a_file_sets_its_alpha_over_rank(page):
         wait_strength(page, node_id, expected)
     pick_file(page, node_id, "split_qkv.safetensors")
     wait_strength(page, node_id, 0.25)
-    assert "alpha/rank 0.25, rank 4" in strength_of(page, node_id)[1]
+    strength = strength_of(page, node_id)
+    assert strength["label"] == "strength (alpha/rank 0.25)"
+    assert "alpha/rank 0.25, rank 4" in strength["tooltip"]  # the details live in the slider's tooltip
     assert not page.longcat_errors, page.longcat_errors
 
 
-@pytest.mark.usefixtures("screenshot_on_failure")
-def test_saved_workflow_keeps_its_strength(page):
+def test_label_is_drawn_in_full_on_a_new_node(open_page, comfy_server):
+    """The frontend cuts a widget's label to fit the node's width (and draws an ellipsis after it): a new node
+    shows the slider's whole label, the number included, for a good file and for a broken one."""
+    page = open_page(comfy_server)
+    node_id = add_node(page)
+    for name, label in (("lora_distill.safetensors", "strength (alpha/rank 0.5)"),
+                        ("corrupt.safetensors", "strength (unreadable: truncated)"),
+                        ("split_qkv.safetensors", "strength (alpha/rank 0.25)")):
+        pick_file(page, node_id, name)
+        wait_label(page, node_id, label)
+        assert label in drawn_texts(page)
+
+
+def test_broken_file_says_why_and_logs_once(open_page, comfy_server):
+    page = open_page(comfy_server)
+    workflow = json.loads(ui_file(SHIPPED["longcat_t2v_distill_refine"]()).read_text())
+    for node in workflow["nodes"]:
+        if node["type"] == "LongCatLoraLoader":
+            node["widgets_values"][0] = "corrupt.safetensors"  # both LoRA nodes on one broken file
+    load_workflow(page, workflow)
+    labels = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'LongCatLoraLoader')
+        .map(n => n.widgets.find(w => w.name === 'strength'))
+        .map(w => [w.label, w.tooltip, w.value])""")
+    assert [label for label, _, _ in labels] == ["strength (unreadable: truncated)"] * 2
+    assert all("corrupt.safetensors: truncated" in tooltip for _, tooltip, _ in labels)
+    assert [value for _, _, value in labels] == [0.5, 0.5]  # the saved strength stays
+    assert len([line for line in page.longcat_console if "corrupt.safetensors" in line]) == 1
+
+
+def test_missing_file_says_not_installed_and_logs_once(open_page, empty_server):
+    page = open_page(empty_server)
+    workflow = json.loads(ui_file(SHIPPED["longcat_t2v_distill_refine"]()).read_text())
+    for _ in range(2):  # a second load logs nothing new
+        load_workflow(page, workflow)
+    labels = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'LongCatLoraLoader')
+        .map(n => n.widgets.find(w => w.name === 'strength')).map(w => [w.label, w.tooltip])""")
+    assert [label for label, _ in labels] == ["strength (not installed)"] * 2
+    assert all("not in models/loras" in tooltip and "Download" in tooltip for _, tooltip in labels)
+    for name in ("cfg_step_lora.safetensors", "refinement_lora.safetensors"):
+        assert len([line for line in page.longcat_console if name in line]) == 1, page.longcat_console
+
+
+def test_saved_workflow_keeps_its_strength(open_page, comfy_server):
+    page = open_page(comfy_server)
     node_id = add_node(page)
     pick_file(page, node_id, "lora_distill.safetensors")
     wait_strength(page, node_id, 0.5)
@@ -97,40 +121,18 @@ def test_saved_workflow_keeps_its_strength(page):
     page.evaluate("async (wf) => { await app.loadGraphData(wf); }", saved)
     page.wait_for_timeout(1500)  # any default-setting fetch would have landed by now
     values = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'LongCatLoraLoader')
-        .map(n => [n.widgets.find(w => w.name === 'lora_name').value, n.widgets.find(w => w.name === 'strength').value])""")
-    assert ["lora_distill.safetensors", 0.8] in values, values
-    label = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'LongCatLoraLoader')
-        .map(n => n.widgets.find(w => w.name === 'strength').label || '')""")
-    assert any("alpha/rank 0.5, rank 8" in x for x in label), label
+        .map(n => [n.widgets.find(w => w.name === 'lora_name').value, n.widgets.find(w => w.name === 'strength').value,
+                   n.widgets.find(w => w.name === 'strength').label || ''])""")
+    assert values == [["lora_distill.safetensors", 0.8, "strength (alpha/rank 0.5)"]]
 
 
-@pytest.mark.usefixtures("screenshot_on_failure")
-def test_new_node_starts_at_its_initial_files_default(page):
-    """A freshly created node fetches the default of the file its combo starts on."""
+def test_new_node_starts_at_its_initial_files_default(open_page, comfy_server):
+    """A freshly created node fetches the default of the file its combo starts on (here the first in the list,
+    a broken file: the label says so and the strength stays at the node's default)."""
+    page = open_page(comfy_server)
     node_id = add_node(page)
-    initial = page.evaluate("""(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').value""",
+    initial = page.evaluate("(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').value",
                             node_id)
-    expected = {"corrupt.safetensors": None, "kohya_style.safetensors": 1.0}.get(initial, None)
-    if expected is None:
-        page.wait_for_function("""(id) => (app.graph.getNodeById(id).widgets.find(w => w.name === 'strength')
-            .label || '').includes('unreadable')""", arg=node_id, timeout=15_000)
-    else:
-        wait_strength(page, node_id, expected)
-
-
-@pytest.mark.usefixtures("screenshot_on_failure")
-@pytest.mark.parametrize("name", ["longcat_t2v_distill", "longcat_t2v_distill_refine"])
-def test_shipped_workflow_loads_with_no_missing_nodes(page, name):
-    import json
-    from longcat_pack.nodes.cli.workflow_runner import WORKFLOWS
-    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
-    result = page.evaluate("""async (wf) => {
-        const missing = wf.nodes.map(n => n.type).filter(t => !LiteGraph.registered_node_types[t]);
-        await app.loadGraphData(wf);
-        const loaded = app.graph._nodes.map(n => n.type);
-        const lora = app.graph._nodes.filter(n => n.type === 'LongCatLoraLoader')
-            .map(n => n.widgets.find(w => w.name === 'strength').value);
-        return {missing, loaded: loaded.length, lora};
-    }""", workflow)
-    assert result["missing"] == [] and result["loaded"] == len(workflow["nodes"]), result
-    assert all(v == 0.5 for v in result["lora"]), result  # saved strengths are kept
+    assert initial == "corrupt.safetensors"
+    wait_label(page, node_id, "unreadable")
+    assert strength_of(page, node_id)["value"] == 1.0

@@ -1,21 +1,38 @@
-"""The README's main job: `python -m nodes.cli inspect` reports what the loader sees in each file."""
+"""The README's commands: `python -m nodes.cli inspect` reports what the loader sees in each file; `run` renders
+the shipped workflow headless (from anywhere the pack is installed), and `run --ui` serves the demo set to the
+browser with workflows that queue as they are. The demo set lives in its own folder and nothing is left behind."""
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from conftest import PACK_ROOT
+from longcat_pack.nodes.cli.browser import load_workflow, missing_models
+from longcat_pack.nodes.cli.headless import free_port
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "nodes.cli", "inspect", *args], cwd=PACK_ROOT,
-                          capture_output=True, text=True, timeout=120)
+def run_cli(*args, cwd=PACK_ROOT, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "nodes.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory):
+    """One demo set for every CLI test of the session (its VAE alone is 250 MB)."""
+    return tmp_path_factory.mktemp("demo_set")
 
 
 def test_inspect_official_refinement_file(golden_dir):
-    result = run_cli(str(golden_dir / "lora_refine.safetensors"))
+    result = run_cli("inspect", str(golden_dir / "lora_refine.safetensors"))
     assert result.returncode == 0, result.stderr
     assert "format:            longcat" in result.stdout
     assert "alpha/rank:        0.5" in result.stdout
@@ -23,59 +40,169 @@ def test_inspect_official_refinement_file(golden_dir):
     assert "exception: blocks.1.ffn.w2 alpha/rank 0.25" in result.stdout
 
 
-def test_demo_runs_on_a_bare_machine():
-    result = run_cli("--demo")
+def test_demo_runs_on_a_bare_machine_and_leaves_nothing_behind(tmp_path):
+    """The demo LoRAs go to the demo set's folder (the user's cache by default), not to temporary folders."""
+    clone, env = pack_copy_outside_comfyui(tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = run_cli("inspect", "--demo", cwd=clone, env={**env, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("alpha/rank:        0.5") == 2
+    cache = tmp_path / "home" / ".cache" / "comfyui-longcat-video" / "models" / "loras"
+    assert sorted(p.name for p in cache.iterdir()) == ["longcat_demo_distill_lora_RANDOM.safetensors",
+                                                       "longcat_demo_refinement_lora_RANDOM.safetensors"]
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in clone.iterdir()) == ["example_workflows", "nodes"]
 
 
 def test_bad_file_is_reported_and_fails(tmp_path):
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x00" * 4)
-    result = run_cli(str(bad))
+    result = run_cli("inspect", str(bad))
     assert result.returncode == 1
     assert "broken.safetensors: not a safetensors file" in result.stderr
 
 
-def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, tmp_path):
-    """The README's main job: the shipped workflow headless through ComfyUI; no LongCat files here -> demo set."""
-    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--workflow", "longcat_t2v_distill",
-                             "--comfyui", str(comfyui_root)], cwd=PACK_ROOT, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "DEMO SET" in result.stdout and "step 16/16" in result.stdout
-    saved = [line.split("saved: ")[1] for line in result.stdout.splitlines() if line.startswith("saved: ")]
-    assert len(saved) == 1 and saved[0].endswith(".mp4") and "DEMO_RANDOM" in saved[0]
+def saved_video(stdout):
+    saved = [line.split("saved: ")[1] for line in stdout.splitlines() if line.startswith("saved: ")]
+    assert len(saved) == 1 and saved[0].endswith(".mp4"), stdout
     import av  # one of ComfyUI's requirements
     with av.open(saved[0]) as container:
         frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
     assert frames.std() > 10  # noise from the random files, not the flat frames a NaN in the chain leaves
+    return saved[0], frames
+
+
+def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, demo_home, tmp_path):
+    """The README's main job: the shipped workflow headless through ComfyUI; no LongCat files here -> demo set.
+    It says what runs by stage and node name, names the video for what it is and keeps it in the demo folder."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = run_cli("run", "--workflow", "longcat_t2v_distill", "--comfyui", str(comfyui_root),
+                     "--demo-dir", str(demo_home), env={**os.environ, "TMPDIR": str(scratch)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "DEMO SET" in out and "step 16/16" in out
+    assert "Stage 1 · 64x64 distill: 16 steps, distill LoRA, no CFG (demo set)\n" in out
+    assert "\n  Distill LoRA (16 steps, no CFG)\n" in out and "\n  Save MP4\n" in out
+    assert "running node" not in out
+    path, frames = saved_video(out)
+    assert path.startswith(str(demo_home / "run" / "output" / "longcat_demo"))
+    assert os.path.basename(path).startswith("RANDOM_WEIGHTS_t2v_distill_64x64_9f_15fps")
+    assert frames.shape[:3] == (9, 64, 64)
+    assert not [p for p in scratch.iterdir() if p.name.startswith("longcat")]
+    assert not (PACK_ROOT / "demo").exists()
+
+
+def comfyui_with_the_pack_inside(tmp_path, comfyui_root):
+    """A ComfyUI tree made of links to comfyui_root's folders, with this pack linked in its custom_nodes the way
+    a developer installs it. ComfyUI finds its folders from its own files' real paths, so the top-level files
+    are copies; the folders it writes to (user, output, input, temp, custom_nodes, models) are its own."""
+    tree = tmp_path / "ComfyUI"
+    own = ("custom_nodes", "user", "output", "input", "temp", "models")
+    tree.mkdir()
+    for entry in comfyui_root.iterdir():
+        if entry.name in own or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            (tree / entry.name).symlink_to(entry, target_is_directory=True)
+        else:
+            shutil.copy2(entry, tree / entry.name)
+    for name in own:
+        (tree / name).mkdir()
+    for folder in (comfyui_root / "models").iterdir():
+        (tree / "models" / folder.name).symlink_to(folder, target_is_directory=True)
+    (tree / "custom_nodes" / "comfyui-longcat-video").symlink_to(PACK_ROOT, target_is_directory=True)
+    return tree
+
+
+def test_main_job_from_inside_comfyuis_custom_nodes(comfyui_root, demo_home, tmp_path):
+    """Installed as the README says (in ComfyUI/custom_nodes), with no COMFYUI_PATH and no ~/ComfyUI: the
+    command finds the ComfyUI around it, loads the pack once and renders."""
+    tree = comfyui_with_the_pack_inside(tmp_path, comfyui_root)
+    pack = tree / "custom_nodes" / "comfyui-longcat-video"
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    env.update(HOME=str(tmp_path / "home"), PWD=str(pack))  # a shell that did `cd ComfyUI/custom_nodes/<pack>`
+    result = run_cli("run", "--workflow", "longcat_t2v_distill", "--demo-dir", str(demo_home), cwd=pack, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"starting ComfyUI from {tree} " in result.stdout
+    saved_video(result.stdout)
+    log = (demo_home / "run" / "comfyui.log").read_text()
+    assert "IMPORT FAILED" not in log
+    assert len([line for line in log.splitlines() if line.strip().endswith("comfyui-longcat-video")]) == 1
 
 
 def pack_copy_outside_comfyui(tmp_path):
     """The pack's code in a folder of its own, as a fresh clone with no ComfyUI anywhere (not in the pack's
     .comfyui/, not around it, not in HOME); returns (folder, environment without COMFYUI_PATH)."""
     copy = tmp_path / "clone"
-    for part in ("nodes", "workflows"):
+    for part in ("nodes", "example_workflows"):
         shutil.copytree(PACK_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
-    return copy, {**env, "HOME": str(tmp_path / "home")}
+    env = {k: v for k, v in os.environ.items() if k not in ("COMFYUI_PATH", "LONGCAT_DEMO_DIR", "XDG_CACHE_HOME")}
+    return copy, {**env, "HOME": str(tmp_path / "home"), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def test_main_job_without_comfyui_says_so(tmp_path):
     clone, env = pack_copy_outside_comfyui(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--fallback-inspect"], cwd=clone,
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = run_cli("run", "--fallback-inspect", cwd=clone, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ComfyUI not found" in result.stderr and "alpha/rank:        0.5" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run"], cwd=clone, capture_output=True,
-                            text=True, timeout=120, env=env)
+    result = run_cli("run", cwd=clone, env=env, timeout=120)
     assert result.returncode == 2 and "ComfyUI not found" in result.stderr
 
 
 def test_comfyui_path_that_points_nowhere_is_an_error(tmp_path):
     env = {**os.environ, "COMFYUI_PATH": str(tmp_path / "nowhere")}
-    result = subprocess.run([sys.executable, "-m", "nodes.cli", "run", "--fallback-inspect"], cwd=PACK_ROOT,
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = run_cli("run", "--fallback-inspect", env=env, timeout=120)
     assert result.returncode == 2
     assert f"COMFYUI_PATH={tmp_path / 'nowhere'} is not a ComfyUI checkout" in result.stderr
+
+
+def test_ui_serves_the_demo_workflows_ready_to_queue(comfyui_root, demo_home, open_page):
+    """`run --ui`: ComfyUI stays up with the demo set; the demo workflow it prints, loaded in the browser as a
+    drag-and-drop would, misses no model and renders when queued as it is; Ctrl+C stops everything."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "nodes.cli", "run", "--ui", "--port", str(port), "--comfyui",
+                             str(comfyui_root), "--demo-dir", str(demo_home)], cwd=PACK_ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 300
+        while not any("Ctrl+C stops ComfyUI" in line for line in lines):
+            assert proc.poll() is None and time.time() < deadline, "".join(lines)
+            time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}"
+        assert any(url in line for line in lines), "".join(lines)
+        printed = [line.strip() for line in lines if line.strip().endswith(".json")]
+        distill = next(p for p in printed if p.endswith("T2V distill.json"))
+        page = open_page(SimpleNamespace(url=url))
+        listed = page.evaluate("async () => (await (await fetch('/api/userdata?dir=workflows')).json())")
+        assert os.path.basename(distill) in listed  # what the Workflows panel shows
+        load_workflow(page, json.loads(open(distill, encoding="utf-8").read()))
+        assert missing_models(page) == []
+        page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+        history = wait_for_history(url)
+        assert history["status"]["status_str"] == "success", history["status"]
+        (video,) = [v for o in history["outputs"].values() for v in o.get("images", []) + o.get("videos", [])]
+        assert (demo_home / "run" / "output" / video["subfolder"] / video["filename"]).is_file()
+        assert video["filename"].startswith("RANDOM_WEIGHTS_t2v_distill_64x64_9f_15fps")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        returncode = proc.wait(60)
+    assert returncode == 0, "".join(lines)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def wait_for_history(url, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"{url}/history", timeout=30) as response:
+            done = [h for h in json.loads(response.read()).values() if h.get("status", {}).get("completed")
+                    or h.get("status", {}).get("status_str") == "error"]
+        if done:
+            return done[0]
+        time.sleep(1)
+    raise TimeoutError(f"nothing finished on {url} in {timeout} s")

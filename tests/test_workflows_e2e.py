@@ -1,25 +1,25 @@
 """The shipped workflows end to end in a real ComfyUI server, on the demo set (tiny random checkpoints of every
 component in their real key layouts: DiT, both LoRA kinds, a Wan 2.1 VAE, text embeddings from a file)."""
-import json
 import threading
 
 import numpy as np
 import pytest
 
-from longcat_pack.nodes.cli.demo_set import write_demo_set
-from longcat_pack.nodes.cli.workflow_runner import WORKFLOWS, demo_prompt, load_api_workflow, saved_files, \
-    with_prompt_text
+from longcat_pack.nodes.cli.demo_set import demo_setup, write_demo_set
+from longcat_pack.nodes.cli.workflow_runner import saved_files, shipped_workflow, with_prompt_text
+from longcat_pack.nodes.workflows.graph import api_format
 
 
 @pytest.fixture(scope="module")
 def demo_names(comfy_server, comfyui_root):
-    return write_demo_set(comfy_server.base / "models", comfyui_root)
+    """The demo set written where the session's server reads its model files."""
+    return write_demo_set(comfy_server.base, comfyui_root)
 
 
 def demo_run(name, demo_names, seed_offset):
     """The shipped workflow on the demo set, its seeds moved by `seed_offset`: ComfyUI's cache would otherwise
     reuse stage 1 from an earlier test."""
-    return demo_prompt(with_prompt_text(load_api_workflow(name), None, seed_offset), demo_names)
+    return with_prompt_text(api_format(shipped_workflow(name, demo_setup())), None, seed_offset)
 
 
 def video_facts(path):
@@ -112,18 +112,3 @@ def test_changed_refinement_slider_reruns_only_the_refinement_stage(comfy_server
     assert results[0].shape == (18, 64, 64, 3)
     assert not np.array_equal(results[0], results[1])
     assert np.array_equal(results[0], results[2])
-
-
-@pytest.mark.parametrize("name", ["longcat_t2v_distill", "longcat_t2v_distill_refine"])
-def test_api_twin_matches_ui_workflow(name):
-    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
-    api = load_api_workflow(name)
-    assert ui["version"] == 0.4
-    assert {str(n["id"]): n["type"] for n in ui["nodes"]} == {k: v["class_type"] for k, v in api.items()}
-    assert {m["name"] for m in ui["models"]} >= {"wan_2.1_vae.safetensors", "cfg_step_lora.safetensors"}
-    for link_id, src, src_slot, dst, dst_slot, kind in ui["links"]:
-        target = next(n for n in ui["nodes"] if n["id"] == dst)
-        source = next(n for n in ui["nodes"] if n["id"] == src)
-        assert link_id in source["outputs"][src_slot]["links"]
-        assert target["inputs"][dst_slot]["link"] == link_id
-        assert api[str(dst)]["inputs"][target["inputs"][dst_slot]["name"]] == [str(src), src_slot]

@@ -1,7 +1,8 @@
 """Command line of the pack.
 
 `python -m nodes.cli run`: the main job. Runs the shipped two-stage workflow (480p distill -> 720p refinement)
-headless through ComfyUI, on the installed LongCat files, or on a tiny random demo set when they are missing.
+headless through ComfyUI, on the installed LongCat files, or on a tiny random demo set when they are missing;
+with `--ui`, ComfyUI stays up with the demo set for the browser.
 `python -m nodes.cli inspect FILE...`: what the LoRA loader sees in each file (format, rank, alpha/rank = the
 default strength, targets, keys it does not understand).
 `python -m nodes.cli setup-comfyui`: find ComfyUI, or set one up inside the pack (what scripts/install.sh runs).
@@ -9,12 +10,12 @@ default strength, targets, keys it does not understand).
 import argparse
 import os
 import sys
-import tempfile
 
-from ..core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
 from ..core.lora_files import inspect_lora
 from ..core.safetensors_file import ModelFileError
+from ..workflows.catalog import SHIPPED
 from .comfyui_checkout import ComfyUIPathError, checked_comfyui, ensure_comfyui, find_comfyui
+from .demo_set import DEMO_FILES, LORA_ROLES, demo_home, models_dir, write_demo_set
 
 
 def describe(info):
@@ -32,21 +33,19 @@ def describe(info):
     return "\n".join(lines)
 
 
-def demo_files(folder):
-    """Two tiny official-format LoRAs (random noise) so the command shows something on a bare machine."""
-    distill = write_official_lora(os.path.join(folder, "demo_distill_lora.safetensors"),
-                                  lora_target_shapes(TINY_DIT), rank=8, seed=1)
-    refine = write_official_lora(os.path.join(folder, "demo_refinement_lora.safetensors"),
-                                 lora_target_shapes(TINY_DIT, refinement=True), rank=8, seed=2)
-    return [distill, refine]
+def demo_loras(home):
+    """The demo set's two tiny official-format LoRAs (random noise), so the command shows something on a bare
+    machine; written once into the demo set's folder."""
+    write_demo_set(home, roles=LORA_ROLES)
+    return [str(models_dir(home) / DEMO_FILES[role][0] / DEMO_FILES[role][1]) for role in LORA_ROLES]
 
 
 def inspect_command(args):
     paths = list(args.files)
     if args.demo or not paths:
-        folder = tempfile.mkdtemp(prefix="longcat_demo_")
-        print(f"(demo: writing two tiny random LoRAs in the official LongCat format to {folder})")
-        paths += demo_files(folder)
+        home = demo_home(args.demo_dir)
+        print(f"(demo: the demo set's two tiny random LoRAs in the official LongCat format, in {home})")
+        paths += demo_loras(home)
     status = 0
     for path in paths:
         try:
@@ -69,10 +68,18 @@ def run_command(args):
               "ComfyUI/custom_nodes, or put ComfyUI at ~/ComfyUI (with its requirements installed).", file=sys.stderr)
         if args.fallback_inspect:
             print("Showing what the pack reads from LoRA files instead:\n")
-            return inspect_command(argparse.Namespace(files=[], demo=True))
+            return inspect_command(argparse.Namespace(files=[], demo=True, demo_dir=args.demo_dir))
         return 2
-    from .workflow_runner import run_workflow
-    status, files, log = run_workflow(comfy_root, args.workflow, demo=args.demo, text=args.prompt, seed=args.seed)
+    from .workflow_runner import run_workflow, serve_demo
+    home = demo_home(args.demo_dir)
+    try:
+        if args.ui:
+            return serve_demo(comfy_root, home, args.port)
+        status, files, log = run_workflow(comfy_root, args.workflow, home, demo=args.demo, text=args.prompt,
+                                          seed=args.seed)
+    except RuntimeError as e:  # ComfyUI did not start (a busy port, a broken install): its log says why
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"workflow finished: {status}")
     for f in files:
         print(f"saved: {f}")
@@ -93,22 +100,31 @@ def setup_command(args):
     return 0
 
 
+DEMO_DIR_HELP = ("where the demo set and the runs' output live (default: LONGCAT_DEMO_DIR, else "
+                 "~/.cache/comfyui-longcat-video)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m nodes.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="print format, rank, alpha/rank and targets of LoRA files")
     p.add_argument("files", nargs="*", help="LoRA files (.safetensors; .pt/.ckpt are read weights-only)")
-    p.add_argument("--demo", action="store_true", help="also inspect two tiny random demo LoRAs")
+    p.add_argument("--demo", action="store_true", help="also inspect the demo set's two tiny random LoRAs")
+    p.add_argument("--demo-dir", help=DEMO_DIR_HELP)
     p.set_defaults(run=inspect_command)
     r = sub.add_parser("run", help="run a shipped workflow headless through ComfyUI (demo set when files are missing)")
-    r.add_argument("--workflow", default="longcat_t2v_distill_refine",
-                   help="longcat_t2v_distill_refine (default) or longcat_t2v_distill")
+    r.add_argument("--workflow", default="longcat_t2v_distill_refine", choices=sorted(SHIPPED),
+                   help="which shipped workflow (default: longcat_t2v_distill_refine)")
     r.add_argument("--demo", action="store_true", help="use the tiny random demo set even if real files exist")
     r.add_argument("--prompt", help="the text prompt (real files only)")
     r.add_argument("--seed", type=int, default=None, help="added to the workflow's seeds")
     r.add_argument("--comfyui", type=str, default=None, help="ComfyUI checkout (default: COMFYUI_PATH or ~/ComfyUI)")
     r.add_argument("--fallback-inspect", action="store_true",
                    help="without ComfyUI, inspect demo LoRAs instead of failing")
+    r.add_argument("--demo-dir", help=DEMO_DIR_HELP)
+    r.add_argument("--ui", action="store_true",
+                   help="keep ComfyUI running with the demo set and its workflows, for the browser (Ctrl+C stops)")
+    r.add_argument("--port", type=int, default=8188, help="the --ui server's port (default 8188)")
     r.set_defaults(run=run_command)
     s = sub.add_parser("setup-comfyui", help="find ComfyUI, or set one up in .comfyui/ (from COMFYUI_ARCHIVE, else a "
                                              "clone of the pinned release), and install its requirements")

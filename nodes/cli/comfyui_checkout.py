@@ -42,11 +42,18 @@ def find_comfyui():
     given = os.environ.get("COMFYUI_PATH")
     if given:
         return checked_comfyui(given, "COMFYUI_PATH")
-    candidates = []
-    if PACK_ROOT.parent.name == "custom_nodes":
-        candidates.append(PACK_ROOT.parent.parent)
-    candidates += [Path.home() / "ComfyUI", LOCAL_COMFYUI]
+    candidates = holding_comfyui() + [Path.home() / "ComfyUI", LOCAL_COMFYUI]
     return next((Path(c) for c in candidates if is_comfyui(c)), None)
+
+
+def holding_comfyui():
+    """[the ComfyUI whose custom_nodes holds the pack], found from the pack's own path or, where the pack is a
+    link in custom_nodes (its real path lies elsewhere), from the path the shell reached it by ($PWD)."""
+    ways_in = [PACK_ROOT]
+    shell_path = os.environ.get("PWD")
+    if shell_path and Path(shell_path).resolve() == PACK_ROOT:
+        ways_in.append(Path(shell_path))
+    return [p.parent.parent for p in ways_in if p.parent.name == "custom_nodes"][:1]
 
 
 def checked_comfyui(path, source):

@@ -1,12 +1,23 @@
 """The demo set: tiny random stand-ins for every model file of the shipped workflows, in their real key layouts,
 so the workflows run end to end where the real LongCat files are not installed. All of it is random noise (and
-says so in each file's metadata): it shows that the pipeline runs, not what LongCat-Video makes."""
+says so in each file's metadata): it shows that the pipeline runs, not what LongCat-Video makes.
+
+It lives in one folder outside the pack (LONGCAT_DEMO_DIR, `--demo-dir`, else ~/.cache/comfyui-longcat-video):
+  models/<folder>/...            the files, written once
+  extra_model_paths.yaml         points any ComfyUI at them (`python main.py --extra-model-paths-config ...`)
+  user/default/workflows/*.json  the shipped workflows on the demo set, ready to queue (what the UI lists)
+  run/                           headless runs: output/, ComfyUI's log
+"""
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from ..core.demo_files import TINY_DIT, lora_target_shapes, write_demo_dit, write_demo_text_embeddings, \
     write_official_lora
+from ..workflows.catalog import Setup
+from ..workflows.files import write_ui
+from ..workflows.graph import ModelFile
 
 DEMO_FILES = {
     "dit": ("diffusion_models", "longcat_demo_dit_RANDOM.safetensors"),
@@ -15,6 +26,7 @@ DEMO_FILES = {
     "prompt": ("text_embeddings", "longcat_demo_prompt_RANDOM.safetensors"),
     "vae": ("vae", "longcat_demo_wan21_vae_init_RANDOM.safetensors"),
 }
+LORA_ROLES = ("distill_lora", "refine_lora")
 
 # Written by ComfyUI's own Wan 2.1 VAE class in a ComfyUI process, so the layout is exactly what VAELoader
 # detects. Width 96 (ComfyUI 0.3.64 builds every Wan 2.1 VAE that wide), random weights, bf16: about 250 MB.
@@ -47,12 +59,32 @@ def write_demo_vae(path, comfy_root):
     return path
 
 
-def write_demo_set(models_dir, comfy_root):
-    """Write every demo file under models_dir/<folder>/ (skipping those already there); returns {role: name}."""
-    models_dir = Path(models_dir).resolve()  # the VAE is written by a process that runs in the ComfyUI folder
-    paths = {role: models_dir / folder / name for role, (folder, name) in DEMO_FILES.items()}
-    for path in paths.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
+def demo_home(given=None):
+    """The demo set's folder: `given`, else LONGCAT_DEMO_DIR, else the user's cache folder."""
+    if given:
+        return Path(given).expanduser().resolve()
+    if os.environ.get("LONGCAT_DEMO_DIR"):
+        return Path(os.environ["LONGCAT_DEMO_DIR"]).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser().resolve() / "comfyui-longcat-video"
+
+
+def models_dir(home):
+    return Path(home) / "models"
+
+
+def demo_setup():
+    """The shipped workflows' Setup on the demo set: its files, 64x64, 9 frames, refinement at the same size."""
+    file = {role: ModelFile(name, folder, None) for role, (folder, name) in DEMO_FILES.items()}
+    return Setup(file["dit"], file["distill_lora"], file["refine_lora"], file["vae"], None, file["prompt"],
+                 width=64, height=64, frames=9, refine_resolution="same as input", size_name="64x64",
+                 refined_name="64x64", output="longcat_demo/RANDOM_WEIGHTS_t2v", demo=True)
+
+
+def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
+    """Write the demo files of `roles` under home/models/<folder>/ (skipping those already there); the VAE is
+    written by ComfyUI's own class, so it needs `comfy_root`. Returns {role: file name}."""
+    root = models_dir(home).resolve()  # the VAE is written by a process that runs in the ComfyUI folder
     writers = {
         "dit": write_demo_dit,
         "distill_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT), seed=1),
@@ -60,7 +92,32 @@ def write_demo_set(models_dir, comfy_root):
         "prompt": write_demo_text_embeddings,
         "vae": lambda p: write_demo_vae(p, comfy_root),
     }
-    for role, path in paths.items():
+    for role in roles:
+        folder, name = DEMO_FILES[role]
+        path = root / folder / name
         if not path.exists():
-            writers[role](path)
-    return {role: name for role, (_, name) in DEMO_FILES.items()}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")  # an interrupted write never looks finished
+            writers[role](partial)
+            partial.replace(path)
+    return {role: DEMO_FILES[role][1] for role in roles}
+
+
+def model_paths_config(home):
+    """An extra_model_paths.yaml that adds the demo folders to any ComfyUI."""
+    path = Path(home) / "extra_model_paths.yaml"
+    folders = sorted({folder for folder, _ in DEMO_FILES.values()})
+    path.write_text("# the LongCat-Video demo set (random weights): python main.py --extra-model-paths-config "
+                    f"{path}\nlongcat_demo:\n    base_path: {models_dir(home)}\n" +
+                    "".join(f"    {folder}: {folder}\n" for folder in folders))
+    return path
+
+
+def workflows_dir(home):
+    return Path(home) / "user" / "default" / "workflows"
+
+
+def write_demo_workflows(home, shipped):
+    """The UI format of each shipped workflow on the demo set, where ComfyUI's Workflows panel lists them when
+    its user folder is home/user; returns {name: path}."""
+    return {name: write_ui(build(demo_setup()), workflows_dir(home)) for name, build in shipped.items()}

@@ -40,16 +40,27 @@ class PromptRejected(Exception):
         super().__init__(json.dumps(body)[:2000])
 
 
-class ComfyServer:
-    """A ComfyUI process on 127.0.0.1 whose extra model folders live under `base/models/<folder>`."""
+def installed_pack(comfy_root):
+    """The entry of comfy_root/custom_nodes that is this pack (a copy there, or a link to it), or None."""
+    nodes_dir = Path(comfy_root) / "custom_nodes"
+    if not nodes_dir.is_dir():
+        return None
+    return next((entry for entry in nodes_dir.iterdir() if entry.resolve() == PACK_ROOT), None)
 
-    def __init__(self, comfy_root, base_dir, extra_model_dirs=None):
+
+class ComfyServer:
+    """A ComfyUI process on 127.0.0.1 whose extra model folders live under `base/models/<folder>`; its user
+    folder (settings, saved workflows), input, output and temp folders lie under `base` too, so a run leaves
+    nothing in the ComfyUI checkout."""
+
+    def __init__(self, comfy_root, base_dir, extra_model_dirs=None, port=None, user_dir=None):
         self.root = Path(comfy_root)
         self.base = Path(base_dir)
         self.extra_model_dirs = extra_model_dirs or {}
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "comfyui.log"
+        self.user_dir = Path(user_dir) if user_dir else self.base / "user"
         self.proc = None
 
     def models(self, folder):
@@ -58,8 +69,7 @@ class ComfyServer:
     def start(self, timeout=180):
         self.base.mkdir(parents=True, exist_ok=True)
         lines = ["longcat:", f"    base_path: {self.base}"]
-        installed = (self.root / "custom_nodes" / PACK_ROOT.name).resolve() == PACK_ROOT
-        if not installed:  # install the pack through a custom_nodes folder of our own
+        if installed_pack(self.root) is None:  # install the pack through a custom_nodes folder of our own
             nodes_dir = self.base / "custom_nodes"
             nodes_dir.mkdir(exist_ok=True)
             link = nodes_dir / PACK_NAME
@@ -72,10 +82,14 @@ class ComfyServer:
             lines.append(f"    {folder}: |\n" + "".join(f"        {p}\n" for p in paths).rstrip("\n"))
         config = self.base / "extra_model_paths.yaml"
         config.write_text("\n".join(lines) + "\n")
+        settings = self.user_dir / "default" / "comfy.settings.json"
+        if not settings.exists():  # a known user: the frontend opens on the canvas, not on its first-run tour
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}) + "\n")
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--output-directory", str(self.base / "output"),
                "--input-directory", str(self.base / "input"), "--temp-directory", str(self.base / "temp"),
-               "--extra-model-paths-config", str(config)]
+               "--user-directory", str(self.user_dir), "--extra-model-paths-config", str(config)]
         if "--database-url" in (self.root / "comfy" / "cli_args.py").read_text():
             cmd += ["--database-url", "sqlite:///:memory:"]
         self.log = open(self.log_path, "w")

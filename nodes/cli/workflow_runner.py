@@ -1,66 +1,32 @@
 """Runs a shipped workflow headless through ComfyUI: on the installed LongCat files when they are all there, else
-on the demo set (tiny random stand-ins, clearly labelled), printing progress and where the video was saved."""
+on the demo set (tiny random stand-ins, clearly labelled), printing each stage and node as it runs and where the
+video was saved. With `serve_demo`, ComfyUI stays up with the demo set for the browser instead."""
 import copy
-import json
-from pathlib import Path
+import time
 
-from .demo_set import write_demo_set
-from .headless import PACK_ROOT, ComfyServer
+from ..workflows.catalog import REAL, SHIPPED
+from ..workflows.graph import api_format
+from .demo_set import demo_setup, model_paths_config, models_dir, write_demo_set, write_demo_workflows
+from .headless import ComfyServer
 
-WORKFLOWS = PACK_ROOT / "workflows"
-DEMO_DIR = PACK_ROOT / "demo"
-DEMO_SIZE = dict(width=64, height=64, length=9)  # 9 frames -> 18 after doubling -> 32 padded -> 8 latents
-MODEL_INPUTS = {  # node type -> the input that names a model file (its options list the installed files)
-    "LongCatDiTLoader": "dit_name", "LongCatLoraLoader": "lora_name", "VAELoader": "vae_name",
-    "CLIPLoader": "clip_name",
-}
+DEMO_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae")
 
 
-def load_api_workflow(name):
-    path = WORKFLOWS / "api" / f"{name}.json"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json")))
-        raise FileNotFoundError(f"no workflow '{name}' (shipped: {known})")
-    return json.loads(path.read_text())
+def shipped_workflow(name, setup=REAL):
+    if name not in SHIPPED:
+        raise KeyError(f"no workflow '{name}' (shipped: {', '.join(sorted(SHIPPED))})")
+    return SHIPPED[name](setup)
 
 
-def missing_models(server, prompt):
+def missing_models(server, workflow):
     """[(node type, file name)] the workflow names but ComfyUI's model folders do not hold."""
     missing = []
-    for node in prompt.values():
-        field = MODEL_INPUTS.get(node["class_type"])
-        if field:
-            spec = server.get(f"/object_info/{node['class_type']}")[node["class_type"]]
-            options = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}[field][0]
-            if node["inputs"][field] not in options:
-                missing.append((node["class_type"], node["inputs"][field]))
+    for node, widget, model in workflow.model_files():
+        spec = server.get(f"/object_info/{node.type}")[node.type]
+        options = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}[widget][0]
+        if model.name not in options:
+            missing.append((node.type, model.name))
     return missing
-
-
-def demo_prompt(prompt, names):
-    """The same graph on the demo set: demo files, precomputed random text embeddings instead of the umT5 encoder,
-    a tiny latent, refinement at the input size."""
-    prompt = copy.deepcopy(prompt)
-    for node_id, node in list(prompt.items()):
-        kind, inputs = node["class_type"], node["inputs"]
-        if kind == "LongCatDiTLoader":
-            inputs["dit_name"] = names["dit"]
-        elif kind == "LongCatLoraLoader":
-            inputs["lora_name"] = names["refine_lora" if "refine" in inputs["lora_name"] else "distill_lora"]
-        elif kind == "VAELoader":
-            inputs["vae_name"] = names["vae"]
-        elif kind == "CLIPTextEncode":
-            prompt[node_id] = {"class_type": "LongCatTextEmbeddingsLoader",
-                               "inputs": {"embeddings_name": names["prompt"]}, "_meta": {"title": "demo prompt"}}
-        elif kind == "CLIPLoader":
-            del prompt[node_id]
-        elif kind == "EmptyHunyuanLatentVideo":
-            inputs.update(DEMO_SIZE)
-        elif kind == "LongCatRefineUpscale":
-            inputs["resolution"] = "same as input"
-        elif kind == "SaveVideo":
-            inputs["filename_prefix"] = inputs["filename_prefix"].replace("longcat/", "longcat/DEMO_RANDOM_")
-    return prompt
 
 
 def with_prompt_text(prompt, text, seed):
@@ -81,36 +47,86 @@ def saved_files(server, history):
     return files
 
 
-def print_progress(event):
-    data = event.get("data", {})
-    if event["type"] == "executing" and data.get("node"):
-        print(f"  running node {data['node']}", flush=True)
-    elif event["type"] == "progress":
-        print(f"    step {data['value']}/{data['max']}", flush=True)
-    elif event["type"] == "execution_error":
-        print(f"  error in {data.get('node_type')}: {data.get('exception_message')}", flush=True)
+def progress_printer(workflow):
+    """Prints each node as it starts, under its stage's name, and the sampler steps."""
+    ids = {str(i): key for key, i in workflow.ids().items()}
+    shown = {"stage": None}
+
+    def show(event):
+        data = event.get("data", {})
+        if event["type"] == "executing" and data.get("node"):
+            key = ids.get(str(data["node"]))
+            if key is None:
+                print(f"  node {data['node']}", flush=True)
+                return
+            group, node = workflow.group_of(key), workflow.node(key)
+            if group.title != shown["stage"]:
+                shown["stage"] = group.title
+                print(group.title, flush=True)
+            print(f"  {node.title or node.type}", flush=True)
+        elif event["type"] == "progress":
+            print(f"    step {data['value']}/{data['max']}", flush=True)
+        elif event["type"] == "execution_error":
+            key = ids.get(str(data.get("node_id")))
+            where = workflow.node(key).title if key else data.get("node_type")
+            print(f"  error in {where}: {data.get('exception_message')}", flush=True)
+    return show
 
 
-def run_workflow(comfy_root, name, demo=False, text=None, seed=None, base_dir=None):
+def demo_server(comfy_root, home, port=None):
+    """A ComfyServer whose model folders include the demo set's, with the demo set's user folder (its Workflows
+    panel lists the demo workflows)."""
+    return ComfyServer(comfy_root, home / "run", port=port, user_dir=home / "user",
+                       extra_model_dirs={f: [models_dir(home) / f] for f in DEMO_FOLDERS})
+
+
+def run_workflow(comfy_root, name, home, demo=False, text=None, seed=None):
     """Start ComfyUI, run the workflow, stop ComfyUI. Returns (status string, saved file paths, server log path)."""
-    base = Path(base_dir or DEMO_DIR / "run")
-    server = ComfyServer(comfy_root, base, extra_model_dirs={})
+    server = demo_server(comfy_root, home)
     print(f"starting ComfyUI from {comfy_root} (log: {server.log_path})", flush=True)
     server.start()
     try:
-        prompt = with_prompt_text(load_api_workflow(name), text, seed)
-        missing = missing_models(server, prompt)
+        workflow = shipped_workflow(name)
+        missing = missing_models(server, workflow)
         if missing and not demo:
             print("LongCat model files not installed: " + ", ".join(f"{n} ({t})" for t, n in missing))
         if missing or demo:
-            print(f"running '{name}' on the DEMO SET: tiny random weights, the video is noise "
+            print(f"running '{name}' on the DEMO SET in {home}: tiny random weights, the video is noise "
                   "(it shows the pipeline runs, not what LongCat-Video makes)", flush=True)
-            names = write_demo_set(server.base / "models", comfy_root)
-            prompt = demo_prompt(prompt, names)
+            write_demo_set(home, comfy_root)
+            workflow = shipped_workflow(name, demo_setup())
         else:
             print(f"running '{name}' on the installed LongCat files", flush=True)
-        _, history = server.run(prompt, timeout=24 * 3600, on_message=print_progress)
+        prompt = with_prompt_text(api_format(workflow), text, seed)
+        _, history = server.run(prompt, timeout=24 * 3600, on_message=progress_printer(workflow))
         status = history.get("status", {}).get("status_str", "no result")
         return status, saved_files(server, history), server.log_path
+    finally:
+        server.stop()
+
+
+def serve_demo(comfy_root, home, port):
+    """ComfyUI with the demo set, for the browser, until Ctrl+C: the demo workflows wait in its Workflows panel."""
+    write_demo_set(home, comfy_root)
+    config = model_paths_config(home)
+    server = demo_server(comfy_root, home, port)
+    workflows = write_demo_workflows(home, SHIPPED)
+    print(f"starting ComfyUI from {comfy_root} (log: {server.log_path})", flush=True)
+    server.start()
+    try:
+        print(f"\nComfyUI is running with the LongCat demo set (random weights) at {server.url}\n"
+              "In the browser: open the Workflows panel (W) and pick one of these, or drag its file onto the "
+              "canvas, then press Run; nothing needs changing:", flush=True)
+        for path in workflows.values():
+            print(f"  {path}")
+        print(f"Videos land in {server.base / 'output' / 'longcat_demo'}. Ctrl+C stops ComfyUI.\n"
+              f"To use the demo set in your own ComfyUI instead: python main.py --extra-model-paths-config "
+              f"{config}\n", flush=True)
+        while server.alive():
+            time.sleep(0.5)
+        print(f"ComfyUI stopped (exit {server.proc.returncode}); log: {server.log_path}")
+        return 1
+    except KeyboardInterrupt:
+        return 0
     finally:
         server.stop()
