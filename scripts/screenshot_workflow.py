@@ -29,7 +29,7 @@ def main(out=PACK / "docs" / "images" / f"{MAIN}.png"):
     workflow = SHIPPED[MAIN]()
     with tempfile.TemporaryDirectory(prefix="longcat_screenshot_") as base:
         server = ComfyServer(comfy_root, base)
-        write_stand_ins(server.base / "models", workflow)
+        write_stand_ins(server.base / "models", workflow, server.base / "input")
         server.start()
         try:
             with sync_playwright() as playwright:

@@ -85,7 +85,7 @@ def installed_server(comfyui_root, tmp_path_factory):
     download is done (the LoRA stand-ins are tiny official-format files with alpha/rank 0.5, like the real ones)."""
     server = ComfyServer(comfyui_root, tmp_path_factory.mktemp("comfyui_installed"))
     for build in SHIPPED.values():
-        write_stand_ins(server.base / "models", build())
+        write_stand_ins(server.base / "models", build(), server.base / "input")
     server.start()
     yield server
     server.stop()

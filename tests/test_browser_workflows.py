@@ -72,7 +72,10 @@ def test_first_view_shows_the_first_group_readable(open_page, installed_server, 
     assert page.evaluate(COVERED_POINTS) == []
     texts = drawn_texts(page)
     first_group = workflow["groups"][0]["title"]
-    assert first_group in texts and "strength (alpha/rank 0.5)" in texts
+    assert first_group in texts
+    stage_1 = SHIPPED[name]().groups[0]
+    if any(SHIPPED[name]().node(k).type == "LongCatLoraLoader" for column in stage_1.columns for k in column):
+        assert "strength (alpha/rank 0.5)" in texts
     assert [t for t in texts if "…" in t] == []
 
 

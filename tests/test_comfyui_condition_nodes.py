@@ -32,16 +32,17 @@ def mask_frames(latent):
 
 def test_image_to_video_puts_the_encoded_image_first(comfy_env, vae):
     image = frames(1, 80, 96)  # another aspect than 64x96: scaled and centre-cropped, as core's video nodes do
-    positive, negative, latent = node(comfy_env, "LongCatImageToVideo").condition(
+    positive, negative, latent, used = node(comfy_env, "LongCatImageToVideo").condition(
         POSITIVE, POSITIVE, vae, image, 96, 64, 13)
     assert positive is POSITIVE and negative is POSITIVE
     samples = latent["samples"]
     assert samples.shape == (1, 16, 4, 8, 12) and mask_frames(latent) == [0, 1, 1, 1]
     import comfy.utils
-    expected = vae.encode(comfy.utils.common_upscale(image.movedim(-1, 1), 96, 64, "bilinear", "center")
-                          .movedim(1, -1))
+    cropped = comfy.utils.common_upscale(image.movedim(-1, 1), 96, 64, "bilinear", "center").movedim(1, -1)
+    expected = vae.encode(cropped)
     torch.testing.assert_close(samples[:, :, :1], expected)
     assert not samples[:, :, 1:].any()
+    assert torch.equal(used, cropped)  # the image the refinement is conditioned on: the video's own aspect
 
 
 def test_extend_video_conditions_on_the_last_frames(comfy_env, vae):

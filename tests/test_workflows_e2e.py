@@ -5,14 +5,15 @@ import threading
 import numpy as np
 import pytest
 
-from longcat_pack.nodes.cli.demo_set import demo_setup, write_demo_set
+from longcat_pack.nodes.cli.demo_set import DEMO_CLIP, demo_setup, write_demo_inputs, write_demo_set
 from longcat_pack.nodes.cli.workflow_runner import saved_files, shipped_workflow, with_prompt_text
 from longcat_pack.nodes.workflows.graph import api_format
 
 
 @pytest.fixture(scope="module")
 def demo_names(comfy_server, comfyui_root):
-    """The demo set written where the session's server reads its model files."""
+    """The demo set written where the session's server reads its model files (and its inputs)."""
+    write_demo_inputs(comfy_server.base / "input")
     return write_demo_set(comfy_server.base, comfyui_root)
 
 
@@ -30,17 +31,34 @@ def video_facts(path):
         return len(frames), float(stream.average_rate), frames[0].width, frames[0].height
 
 
-@pytest.mark.parametrize("name,frames,fps", [("longcat_t2v_distill", 9, 15.0),
-                                             ("longcat_t2v_distill_refine", 18, 30.0)])
-def test_workflow_runs_and_saves_the_video(comfy_server, demo_names, name, frames, fps):
-    events, history = comfy_server.run(demo_run(name, demo_names, frames))
+DEMO = demo_setup()  # 9-frame clips of 64x64, continuations conditioned on 5 frames (4 new ones each)
+# name: (frames, fps, the progress bars' step counts: 16 distill, 50 base, 5 refinement calls, 56 continuation)
+EXPECTED = {
+    "longcat_t2v_distill": (9, 15.0, {16}),
+    "longcat_t2v_distill_refine": (18, 30.0, {16, 5}),
+    "longcat_t2v_base_refine": (18, 30.0, {50, 5}),
+    "longcat_i2v_distill_refine": (18, 30.0, {16, 5}),
+    "longcat_video_continue": (DEMO_CLIP["frames"] + 4, float(DEMO_CLIP["fps"]), {56}),  # the clip, then 4 new
+    # 17 stage-1 frames refined in 3 segments (starts 0, 4, 8): 18 + 8 + 8; one bar over each loop's steps
+    "longcat_long_video": (18 + 8 + 8, 30.0, {50, DEMO.segments * 56, 3 * 5}),
+}
+
+
+SAMPLING_NODES = {"SamplerCustomAdvanced", "LongCatLongVideo", "LongCatRefineLongVideo"}  # (VAEs show bars too)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_workflow_runs_and_saves_the_video(comfy_server, demo_names, name):
+    frames, fps, steps = EXPECTED[name]
+    prompt = demo_run(name, demo_names, frames)
+    events, history = comfy_server.run(prompt)
     assert history["status"]["status_str"] == "success", [e for e in events if e["type"] == "execution_error"]
     files = saved_files(comfy_server, history)
     assert len(files) == 1 and files[0].suffix == ".mp4"
     assert video_facts(files[0]) == (frames, fps, 64, 64)
     assert decoded_frames(files[0]).std() > 10  # noise, not the flat frames a NaN anywhere in the chain leaves
-    steps = [e["data"]["max"] for e in events if e["type"] == "progress"]
-    assert 16 in steps and (5 in steps) == ("refine" in name)  # 16 distill steps, 5 refinement calls
+    samplers = {k for k, v in prompt.items() if v["class_type"] in SAMPLING_NODES}
+    assert {e["data"]["max"] for e in events if e["type"] == "progress" and e["data"]["node"] in samplers} == steps
 
 
 def test_workflow_can_be_interrupted(comfy_server, demo_names):
@@ -54,6 +72,23 @@ def test_workflow_can_be_interrupted(comfy_server, demo_names):
     prompt = demo_run("longcat_t2v_distill_refine", demo_names, 1000)
     events, _ = comfy_server.run(prompt, on_message=interrupt_on_first_step)
     assert events[-1]["type"] == "execution_interrupted", events[-1]
+    assert comfy_server.alive()
+
+
+def test_long_video_loop_can_be_interrupted(comfy_server, demo_names):
+    """Cancel while LongCat Long Video runs its continuations: the run stops there, the server stays up."""
+    prompt = demo_run("longcat_long_video", demo_names, 3000)
+    loop = next(k for k, v in prompt.items() if v["class_type"] == "LongCatLongVideo")
+    interrupted = threading.Event()
+
+    def interrupt_in_the_loop(event):
+        if event["type"] == "progress" and event["data"].get("node") == loop and not interrupted.is_set():
+            interrupted.set()
+            comfy_server.post("/interrupt", {})
+
+    events, _ = comfy_server.run(prompt, on_message=interrupt_in_the_loop)
+    assert interrupted.is_set() and events[-1]["type"] == "execution_interrupted", events[-1]
+    assert events[-1]["data"]["node_id"] == loop
     assert comfy_server.alive()
 
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
+from .demo_set import write_noise_clip, write_noise_image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -84,10 +85,10 @@ def wait_missing_models(page, count, timeout=20_000):
     return missing_models(page)
 
 
-def write_stand_ins(models_root, workflow):
+def write_stand_ins(models_root, workflow, input_root):
     """Files named like every model file `workflow` names, under models_root/<folder>/: tiny official-format
-    LoRAs (alpha/rank 0.5, like the real ones, so the slider labels read as they will), empty files for the rest.
-    For showing a workflow in the UI only: nothing here can run."""
+    LoRAs (alpha/rank 0.5, like the real ones, so the slider labels read as they will), empty files for the rest;
+    and a noise image or clip for each input it loads, in input_root. For showing a workflow in the UI only."""
     for _, _, model in workflow.model_files():
         path = Path(models_root) / model.folder / model.name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,3 +96,8 @@ def write_stand_ins(models_root, workflow):
             write_official_lora(path, lora_target_shapes(TINY_DIT), alpha_scale=0.5)
         else:
             path.write_bytes(b"")
+    for node in workflow.nodes:
+        if node.type == "LoadImage":
+            write_noise_image(Path(input_root) / node.widget_values()["image"])
+        elif node.type == "LoadVideo":
+            write_noise_clip(Path(input_root) / node.widget_values()["file"])

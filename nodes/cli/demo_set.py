@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..core.demo_files import TINY_DIT, lora_target_shapes, write_demo_dit, write_demo_text_embeddings, \
-    write_official_lora
+from ..core.demo_files import NOISE_LABEL, TINY_DIT, lora_target_shapes, write_demo_dit, \
+    write_demo_text_embeddings, write_official_lora
 from ..workflows.catalog import Setup
 from ..workflows.files import write_ui
 from ..workflows.graph import ModelFile
@@ -27,6 +27,10 @@ DEMO_FILES = {
     "vae": ("vae", "longcat_demo_wan21_vae_init_RANDOM.safetensors"),
 }
 LORA_ROLES = ("distill_lora", "refine_lora")
+# What the image-to-video and continuation workflows read from ComfyUI's input folder (random noise too).
+DEMO_INPUTS = {"start_image": "longcat_demo_start_image_RANDOM.png", "clip": "longcat_demo_clip_RANDOM.mp4"}
+DEMO_CLIP = dict(frames=17, fps=15, width=112, height=64)  # 16:9-ish, as clips are: scaled to 64x64 centre-cropped
+NOISE_TEXT = NOISE_LABEL["longcat_demo"]
 
 # Written by ComfyUI's own Wan 2.1 VAE class in a ComfyUI process, so the layout is exactly what VAELoader
 # detects. Width 96 (ComfyUI 0.3.64 builds every Wan 2.1 VAE that wide), random weights, bf16: about 250 MB.
@@ -78,7 +82,8 @@ def demo_setup():
     file = {role: ModelFile(name, folder, None) for role, (folder, name) in DEMO_FILES.items()}
     return Setup(file["dit"], file["distill_lora"], file["refine_lora"], file["vae"], None, file["prompt"],
                  width=64, height=64, frames=9, refine_resolution="same as input", size_name="64x64",
-                 refined_name="64x64", output="longcat_demo/RANDOM_WEIGHTS_t2v", demo=True)
+                 refined_name="64x64", output="longcat_demo/RANDOM_WEIGHTS_t2v", demo=True,
+                 start_image=DEMO_INPUTS["start_image"], clip=DEMO_INPUTS["clip"], cond_frames=5, segments=2)
 
 
 def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
@@ -101,6 +106,52 @@ def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
             writers[role](partial)
             partial.replace(path)
     return {role: DEMO_FILES[role][1] for role in roles}
+
+
+def write_demo_inputs(input_dir):
+    """The start image and the clip to continue (random noise) in ComfyUI's input folder `input_dir`, where
+    LoadImage and LoadVideo find them."""
+    write_noise_image(Path(input_dir) / DEMO_INPUTS["start_image"])
+    write_noise_clip(Path(input_dir) / DEMO_INPUTS["clip"])
+    return DEMO_INPUTS
+
+
+def write_noise_image(path, size=DEMO_CLIP["height"]):
+    """A PNG of random pixels, labelled as noise (Pillow comes with ComfyUI's requirements)."""
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+    if Path(path).exists():
+        return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("longcat_demo", NOISE_TEXT)
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, pnginfo=info)
+    return path
+
+
+def write_noise_clip(path, frames=DEMO_CLIP["frames"], fps=DEMO_CLIP["fps"], width=DEMO_CLIP["width"],
+                     height=DEMO_CLIP["height"]):
+    """An H.264 MP4 of random frames, labelled as noise (PyAV comes with ComfyUI's requirements)."""
+    import av
+    import numpy as np
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name("partial_" + path.name)  # an interrupted write never looks finished
+    noise = np.random.default_rng(1)
+    with av.open(str(partial), "w") as container:
+        container.metadata["comment"] = NOISE_TEXT
+        stream = container.add_stream("h264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            frame = noise.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    partial.replace(path)
+    return path
 
 
 def model_paths_config(home):

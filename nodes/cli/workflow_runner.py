@@ -6,7 +6,8 @@ import time
 
 from ..workflows.catalog import REAL, SHIPPED
 from ..workflows.graph import api_format
-from .demo_set import demo_setup, model_paths_config, models_dir, write_demo_set, write_demo_workflows
+from .demo_set import demo_setup, model_paths_config, models_dir, write_demo_inputs, write_demo_set, \
+    write_demo_workflows
 from .headless import ComfyServer
 
 DEMO_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae")
@@ -94,6 +95,7 @@ def run_workflow(comfy_root, name, home, demo=False, text=None, seed=None):
             print(f"running '{name}' on the DEMO SET in {home}: tiny random weights, the video is noise "
                   "(it shows the pipeline runs, not what LongCat-Video makes)", flush=True)
             write_demo_set(home, comfy_root)
+            write_demo_inputs(server.base / "input")
             workflow = shipped_workflow(name, demo_setup())
         else:
             print(f"running '{name}' on the installed LongCat files", flush=True)
@@ -110,6 +112,7 @@ def serve_demo(comfy_root, home, port):
     write_demo_set(home, comfy_root)
     config = model_paths_config(home)
     server = demo_server(comfy_root, home, port)
+    write_demo_inputs(server.base / "input")
     workflows = write_demo_workflows(home, SHIPPED)
     print(f"starting ComfyUI from {comfy_root} (log: {server.log_path})", flush=True)
     server.start()

@@ -92,16 +92,18 @@ class LongCatImageToVideo:
             "length": LENGTH,
         }}
 
-    RETURN_TYPES = CONDITIONING
-    RETURN_NAMES = CONDITIONING_NAMES
-    OUTPUT_TOOLTIPS = CONDITIONING_TOOLTIPS
+    RETURN_TYPES = CONDITIONING + ("IMAGE",)
+    RETURN_NAMES = CONDITIONING_NAMES + ("start_image",)
+    OUTPUT_TOOLTIPS = CONDITIONING_TOOLTIPS + ("The start image as the video uses it (width x height): the "
+                                               "condition of the 720p refinement (LongCat Refine Condition).",)
     FUNCTION = "condition"
     CATEGORY = "LongCat"
     DESCRIPTION = "Image-to-video: the start image, encoded, is the clip's first latent frame (the reference's i2v)."
 
     def condition(self, positive, negative, vae, start_image, width, height, length):
         check_size(width, height, "the video")
-        return condition_outputs(positive, negative, encode(vae, resized(start_image[:1], width, height)), length)
+        image = resized(start_image[:1], width, height)
+        return condition_outputs(positive, negative, encode(vae, image), length) + (image,)
 
 
 class LongCatExtendVideo:

@@ -20,6 +20,10 @@ VAE = ModelFile("wan_2.1_vae.safetensors", "vae",
                 f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors")
 PROMPT = ("A golden retriever runs across a sunlit meadow toward the camera, ears flapping, "
           "grass swaying in the wind, shallow depth of field, cinematic.")
+NEGATIVE = ("blurry, low quality, static, still picture, overexposed, washed-out colours, jpeg artefacts, "
+            "deformed, distorted, subtitles, watermark")
+# LoadImage / LoadVideo: the frontend draws the picture below the widgets (a square image, a 16:9 clip)
+IMAGE_PREVIEW_HEIGHT, VIDEO_PREVIEW_HEIGHT = 330, 300
 STAGE_1, STAGE_2, OUTPUT = "#3f789e", "#8A8", "#b58b2a"  # LiteGraph's pale blue, green and yellow group colours
 
 
@@ -40,10 +44,17 @@ class Setup:
     refined_name: str  # ... and the refined size
     output: str  # folder (and prefix) of the saved videos under ComfyUI's output
     demo: bool = False
+    start_image: str = "example.png"  # image-to-video's start image, in ComfyUI's input folder (ComfyUI ships it)
+    clip: str = "your_clip_to_continue.mp4"  # the clip the continuation workflow continues (the user uploads it)
+    cond_frames: int = 13  # frames a continuation is conditioned on
+    segments: int = 3  # continuations of the long-video workflow
 
-    def title(self, real, demo):
+    def title(self, real, demo, task="T2V"):
         """The template browser shows about 32 characters of a title: the part that tells workflows apart first."""
-        return f"LongCat demo (random weights), T2V {demo}" if self.demo else f"LongCat T2V, {real}"
+        return f"LongCat demo (random weights), {task} {demo}" if self.demo else f"LongCat {task}, {real}"
+
+    def output_name(self, task):
+        return self.output.replace("t2v", task)
 
     def stage(self, text):
         return f"{text} (demo set)" if self.demo else text
@@ -57,46 +68,81 @@ REAL = Setup(DIT, DISTILL_LORA, REFINE_LORA, VAE, TEXT_ENCODER, None, width=832,
              refine_resolution="720p bucket", size_name="480p", refined_name="720p", output="longcat/t2v")
 
 
-def prompt_nodes(setup):
+def prompt_nodes(setup, negative=False):
+    """The prompt (and with `negative`, the negative prompt CFG-Zero* guides away from)."""
     if setup.text_encoder is None:
-        return [Node("prompt", "LongCatTextEmbeddingsLoader", {"embeddings_name": setup.embeddings.name},
-                     title="Prompt (demo: random text embeddings)")]
-    return [Node("clip", "CLIPLoader", {"clip_name": setup.text_encoder.name}, title="Load umT5 text encoder"),
-            Node("prompt", "CLIPTextEncode", {"text": PROMPT}, {"clip": "clip"}, title="Prompt", height=150)]
+        nodes = [Node("prompt", "LongCatTextEmbeddingsLoader", {"embeddings_name": setup.embeddings.name},
+                      title="Prompt (demo: random text embeddings)")]
+        if negative:
+            nodes.append(Node("negative", "LongCatTextEmbeddingsLoader", {"embeddings_name": setup.embeddings.name},
+                              title="Negative prompt (demo: random)"))
+        return nodes
+    nodes = [Node("clip", "CLIPLoader", {"clip_name": setup.text_encoder.name}, title="Load umT5 text encoder"),
+             Node("prompt", "CLIPTextEncode", {"text": PROMPT}, {"clip": "clip"}, title="Prompt", height=150)]
+    if negative:
+        nodes.append(Node("negative", "CLIPTextEncode", {"text": NEGATIVE}, {"clip": "clip"},
+                          title="Negative prompt", height=110))
+    return nodes
 
 
-def stage_one(setup):
-    """Models, prompt and the 16-step distill stage; its group, whose first column holds `note`."""
+def stage_one(setup, base=False, image=False):
+    """Models, prompt and stage 1; its group, whose first column holds `note`. Distill: 16 steps with the distill
+    LoRA, no CFG. `base`: the base model's 50 steps with CFG-Zero* at guidance 4 and a negative prompt. `image`:
+    image-to-video, the start image as the clip's first latent frame."""
     w, h, frames = setup.width, setup.height, setup.frames
+    if base:
+        model = [Node("cfg_zero", "LongCatCFGZeroStar", links={"model": "dit"}, title="CFG-Zero* (the reference's)")]
+        guider = Node("guider", "CFGGuider", {"cfg": 4.0},
+                      {"model": "cfg_zero", "positive": "prompt", "negative": "negative"},
+                      title="Guider: CFG 4 (base model)")
+    else:
+        model = [Node("distill_lora", "LongCatLoraLoader", {"lora_name": setup.distill_lora.name, "strength": 0.5},
+                      {"model": "dit"}, title="Distill LoRA (16 steps, no CFG)")]
+        guider = Node("guider", "BasicGuider", links={"model": "distill_lora", "conditioning": "prompt"},
+                      title="Guider (distill branch)")
+    if image:  # the condition travels in the latent: the guider takes the prompt as it is
+        latent = [Node("load_image", "LoadImage", {"image": setup.start_image}, title="Start image",
+                       height=IMAGE_PREVIEW_HEIGHT),
+                  Node("i2v", "LongCatImageToVideo", {"width": w, "height": h, "length": frames},
+                       {"positive": "prompt", "negative": "prompt", "vae": "vae", "start_image": "load_image"},
+                       title=f"Start image first: {w} x {h}, {frames} frames")]
+        columns = [["note", "dit", "clip", "vae"], ["distill_lora", "prompt", "load_image"],
+                   ["i2v", "sigmas", "noise", "sampler", "guider"], ["stage_1"]]
+    else:
+        latent = [Node("latent", "EmptyHunyuanLatentVideo", {"width": w, "height": h, "length": frames},
+                       title=f"Video size: {w} x {h}, {frames} frames")]
+        columns = [["note", "dit", "clip"], ["distill_lora", "cfg_zero", "prompt", "negative"],
+                   ["latent", "sigmas", "noise", "sampler", "guider"], ["stage_1", "vae"]]
     nodes = [
         Node("dit", "LongCatDiTLoader", {"dit_name": setup.dit.name}, title="Load LongCat DiT (once)"),
         Node("vae", "VAELoader", {"vae_name": setup.vae.name}, title="Load Wan 2.1 VAE"),
-        *prompt_nodes(setup),
-        Node("distill_lora", "LongCatLoraLoader", {"lora_name": setup.distill_lora.name, "strength": 0.5},
-             {"model": "dit"}, title="Distill LoRA (16 steps, no CFG)"),
-        Node("latent", "EmptyHunyuanLatentVideo", {"width": w, "height": h, "length": frames},
-             title=f"Video size: {w} x {h}, {frames} frames"),
-        Node("sigmas", "LongCatSigmas", {"stage": "distill"}, title="Distill schedule (16 steps)"),
+        *prompt_nodes(setup, negative=base), *model, *latent,
+        Node("sigmas", "LongCatSigmas", {"stage": "base" if base else "distill"},
+             title="Base schedule (50 steps)" if base else "Distill schedule (16 steps)"),
         Node("noise", "RandomNoise", {"noise_seed": 42}, title="Noise (stage 1 seed)"),
         Node("sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler: euler"),
-        Node("guider", "BasicGuider", links={"model": "distill_lora", "conditioning": "prompt"},
-             title="Guider (distill branch)"),
-        Node("stage_1", "SamplerCustomAdvanced", links={"noise": "noise", "guider": "guider", "sampler": "sampler",
-                                                        "sigmas": "sigmas", "latent_image": "latent"},
-             title="Stage 1 sampling"),
+        guider,
+        Node("stage_1", "SamplerCustomAdvanced",
+             links={"noise": "noise", "guider": "guider", "sampler": "sampler", "sigmas": "sigmas",
+                    "latent_image": ("i2v", "latent") if image else "latent"}, title="Stage 1 sampling"),
     ]
-    title = setup.stage(f"Stage 1 · {setup.size_name} distill: 16 steps, distill LoRA, no CFG")
-    group = Group(title, [["note", "dit", "clip"], ["distill_lora", "prompt"],
-                          ["latent", "sigmas", "noise", "sampler", "guider"], ["stage_1", "vae"]], STAGE_1)
+    what = "50 steps, CFG-Zero* at guidance 4" if base else "16 steps, distill LoRA, no CFG"
+    start = "image to video" if image else "base" if base else "distill"
+    group = Group(setup.stage(f"Stage 1 · {setup.size_name} {start}: {what}"), columns, STAGE_1)
     return nodes, group
 
 
-def save_nodes(setup, images, frames, fps):
+def save_nodes(setup, images, frames, fps, task="t2v", stage=None):
+    """CreateVideo at `fps` (a number, or a (node, output) link) and SaveVideo, named for what the video is."""
     refined = fps == 30
-    name = (f"{setup.output}_{'refined' if refined else 'distill'}_"
-            f"{setup.refined_name if refined else setup.size_name}_{frames}f_{fps}fps")
-    return [Node("video", "CreateVideo", {"fps": float(fps)}, {"images": images}, title=f"Video at {fps} fps"),
-            Node("save", "SaveVideo", {"filename_prefix": name}, {"video": "video"}, title="Save MP4")]
+    stage = stage or ("refined" if refined else "distill")
+    rate = f"{fps}fps" if isinstance(fps, int) else "clip_fps"
+    count = f"_{frames}f" if frames else ""
+    name = f"{setup.output_name(task)}_{stage}_{setup.refined_name if refined else setup.size_name}{count}_{rate}"
+    video = (Node("video", "CreateVideo", {"fps": float(fps)}, {"images": images}, title=f"Video at {fps} fps")
+             if isinstance(fps, int) else
+             Node("video", "CreateVideo", links={"images": images, "fps": fps}, title="Video at the clip's fps"))
+    return [video, Node("save", "SaveVideo", {"filename_prefix": name}, {"video": "video"}, title="Save MP4")]
 
 
 def note(setup, lines):
@@ -112,8 +158,8 @@ def note(setup, lines):
     return Node("note", "MarkdownNote", {"text": "\n\n".join(lines)}, title="Read me")
 
 
-def downloads(setup):
-    files = [setup.dit, setup.distill_lora, setup.refine_lora, setup.text_encoder, setup.vae]
+def downloads(setup, loras=("distill", "refine")):
+    files = [setup.dit, *(getattr(setup, f"{lora}_lora") for lora in loras), setup.text_encoder, setup.vae]
     return ("**Files**, in `ComfyUI/models/` (Missing Models offers each download):\n" +
             "\n".join(f"- {f.folder}/[{f.name}]({f.url})" for f in files))
 
@@ -127,15 +173,23 @@ def sizes(setup, refine):
             ("; stage 2 picks its 720p size and doubles the frames itself." if refine else "."))
 
 
-def t2v_distill_refine(setup=REAL):
-    stage_nodes, stage_group = stage_one(setup)
+def condition_rule(setup):
+    return (f"**Condition:** each continuation starts from the last {setup.cond_frames} frames of the clip before "
+            "it (1 + 4k frames: they encode to whole latent frames) and adds the rest of its "
+            f"{setup.frames} frames.")
+
+
+def refine_stage(setup, stage_1, prompt, condition=None):
+    """Stage 2: decode stage 1, upscale to 720p with 2x frames, encode, refine from t = 0.5 with the refinement LoRA
+    on the same DiT and block-sparse attention, decode, trim. `condition`: the (node, output) of an image that
+    conditions the refinement (image-to-video). Returns (nodes, group)."""
     refined = 2 * setup.frames
+    condition_frames = 1 if condition else 0
+    latent = "refine_condition" if condition else "encode"
     nodes = [
-        note(setup, lambda: ["## 480p distill, then 720p refine",
-                             downloads(setup), STRENGTH, sizes(setup, refine=True)]),
-        *stage_nodes,
-        Node("decode_1", "VAEDecode", links={"samples": "stage_1", "vae": "vae"}, title="Decode stage-1 frames"),
-        Node("upscale", "LongCatRefineUpscale", {"resolution": setup.refine_resolution}, {"images": "decode_1"},
+        Node("decode_1", "VAEDecode", links={"samples": stage_1, "vae": "vae"}, title="Decode stage-1 frames"),
+        Node("upscale", "LongCatRefineUpscale", {"resolution": setup.refine_resolution,
+                                                 "condition_frames": condition_frames}, {"images": "decode_1"},
              title=("Upscale to 720p, 2x frames" if setup.refine_resolution == "720p bucket"
                     else "Refine at the same size, 2x frames")),
         Node("encode", "VAEEncode", links={"pixels": "upscale", "vae": "vae"}, title="Encode for refinement"),
@@ -145,24 +199,40 @@ def t2v_distill_refine(setup=REAL):
         Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule (from t = 0.5)"),
         Node("refine_noise", "RandomNoise", {"noise_seed": 43}, title="Noise (stage 2 seed)"),
         Node("refine_sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler: euler"),
-        Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": "prompt"},
+        Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": prompt},
              title="Guider (refinement branch)"),
         Node("stage_2", "SamplerCustomAdvanced",
              links={"noise": "refine_noise", "guider": "refine_guider", "sampler": "refine_sampler",
-                    "sigmas": "refine_sigmas", "latent_image": "encode"}, title="Stage 2 sampling"),
+                    "sigmas": "refine_sigmas", "latent_image": (latent, "latent") if condition else latent},
+             title="Stage 2 sampling"),
         Node("decode_2", "VAEDecode", links={"samples": "stage_2", "vae": "vae"}, title="Decode refined frames"),
         Node("trim", "LongCatTrimFrames", {"keep_frames": refined},
-             {"images": "decode_2", "keep_frames": ("upscale", "keep_frames")}, title="Trim padding frames"),
-        *save_nodes(setup, "trim", refined, 30),
+             {"images": "decode_2", "keep_frames": ("upscale", "keep_frames"),
+              "skip_frames": ("upscale", "skip_frames")}, title="Trim padding frames"),
     ]
-    groups = [stage_group,
-              Group(setup.stage(f"Stage 2 · {setup.refined_name} refinement: 2x frames, refinement LoRA, "
-                                "from t = 0.5"),
-                    [["decode_1", "refine_lora"], ["upscale", "bsa"],
-                     ["encode", "refine_sigmas", "refine_noise", "refine_sampler", "refine_guider"], ["stage_2"],
-                     ["decode_2"],
-                     ["trim"]], STAGE_2),
-              Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    if condition:
+        nodes.insert(3, Node("refine_condition", "LongCatRefineCondition", {"condition_frames": 1},
+                             {"positive": prompt, "negative": prompt, "vae": "vae", "latent": "encode",
+                              "condition": condition}, title="Start image conditions the refinement"))
+    what = "conditioned on the start image, " if condition else ""
+    group = Group(setup.stage(f"Stage 2 · {setup.refined_name} refinement: 2x frames, {what}refinement LoRA, "
+                              "from t = 0.5"),
+                  [["decode_1", "refine_lora"], ["upscale", "bsa"],
+                   ["encode", "refine_sigmas", "refine_noise", "refine_sampler", "refine_guider"],
+                   ["refine_condition"], ["stage_2"], ["decode_2"], ["trim"]], STAGE_2)
+    return nodes, group
+
+
+def t2v_distill_refine(setup=REAL):
+    stage_nodes, stage_group = stage_one(setup)
+    refine_nodes, refine_group = refine_stage(setup, "stage_1", "prompt")
+    refined = 2 * setup.frames
+    nodes = [
+        note(setup, lambda: ["## 480p distill, then 720p refine",
+                             downloads(setup), STRENGTH, sizes(setup, refine=True)]),
+        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", refined, 30),
+    ]
+    groups = [stage_group, refine_group, Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
     return Workflow("longcat_t2v_distill_refine", setup.title("480p + 720p refine", "distill + refine"),
                     nodes, groups, setup.files(), headline="Text to video: 480p distill, then 720p refine")
 
@@ -182,4 +252,120 @@ def t2v_distill(setup=REAL):
                     headline="Text to video: the 480p distill stage")
 
 
-SHIPPED = {"longcat_t2v_distill_refine": t2v_distill_refine, "longcat_t2v_distill": t2v_distill}
+def t2v_base_refine(setup=REAL):
+    stage_nodes, stage_group = stage_one(setup, base=True)
+    refine_nodes, refine_group = refine_stage(setup, "stage_1", "prompt")
+    refined = 2 * setup.frames
+    nodes = [
+        note(setup, lambda: ["## 480p base (50 steps, CFG-Zero*), then 720p refine",
+                             "The base model without the distill LoRA: slower (50 steps, two model calls each), "
+                             "the reference's best quality.", downloads(setup, loras=("refine",)), STRENGTH,
+                             sizes(setup, refine=True)]),
+        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", refined, 30, stage="base_refined"),
+    ]
+    groups = [stage_group, refine_group, Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    return Workflow("longcat_t2v_base_refine", setup.title("base + 720p refine", "base + refine"), nodes, groups,
+                    setup.files(), headline="Text to video: 480p base with CFG-Zero*, then 720p refine")
+
+
+def i2v_distill_refine(setup=REAL):
+    stage_nodes, stage_group = stage_one(setup, image=True)
+    refine_nodes, refine_group = refine_stage(setup, "stage_1", "prompt", condition=("i2v", "start_image"))
+    refined = 2 * setup.frames
+    nodes = [
+        note(setup, lambda: ["## Image to video: 480p distill, then 720p refine",
+                             "**Start image:** pick it in *Start image* (it is scaled to the video size, the centre "
+                             "cropped). Both stages keep it as the first frame.",
+                             downloads(setup), STRENGTH, sizes(setup, refine=True)]),
+        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", refined, 30, task="i2v"),
+    ]
+    groups = [stage_group, refine_group, Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    return Workflow("longcat_i2v_distill_refine", setup.title("480p + 720p refine", "distill + refine", "I2V"),
+                    nodes, groups, setup.files(), headline="Image to video: 480p distill, then 720p refine")
+
+
+def continuation_nodes(setup, guider, sampler, video, segments):
+    """Continue `video` `segments` times with the base model's continuation schedule (enhance_hf, CFG-Zero*)."""
+    new = setup.frames - setup.cond_frames
+    return [
+        Node("continue_sigmas", "LongCatSigmas", {"stage": "enhance_hf"}, title="Continuation schedule (enhance_hf)"),
+        Node("long_video", "LongCatLongVideo", {"noise_seed": 44, "segments": segments,
+                                                "num_cond_frames": setup.cond_frames, "length": setup.frames},
+             {"guider": guider, "sampler": sampler, "sigmas": "continue_sigmas", "vae": "vae", "video": video},
+             title=(f"Continue {segments} times (+{new} frames each)" if segments > 1 else
+                    f"Continue once (+{new} frames)")),
+    ]
+
+
+def video_continue(setup=REAL):
+    w, h = setup.width, setup.height
+    nodes = [
+        note(setup, lambda: ["## Continue your clip (480p, base model)",
+                             "**Your clip:** upload it in *Your clip* (any size: it is scaled to "
+                             f"{w} x {h}, the centre cropped). The continuation is conditioned on its last "
+                             f"{setup.cond_frames} frames and adds {setup.frames - setup.cond_frames}; raise "
+                             "*segments* for more.", downloads(setup, loras=()), condition_rule(setup),
+                             sizes(setup, refine=False)]),
+        Node("dit", "LongCatDiTLoader", {"dit_name": setup.dit.name}, title="Load LongCat DiT (once)"),
+        Node("vae", "VAELoader", {"vae_name": setup.vae.name}, title="Load Wan 2.1 VAE"),
+        *prompt_nodes(setup, negative=True),
+        Node("cfg_zero", "LongCatCFGZeroStar", links={"model": "dit"}, title="CFG-Zero* (the reference's)"),
+        Node("load_video", "LoadVideo", {"file": setup.clip}, title="Your clip", height=VIDEO_PREVIEW_HEIGHT),
+        Node("components", "GetVideoComponents", links={"video": "load_video"}, title="Clip frames"),
+        Node("scale", "ImageScale", {"upscale_method": "bilinear", "width": w, "height": h, "crop": "center"},
+             {"image": ("components", "images")}, title=f"Scale to {w} x {h}"),
+        Node("sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler: euler"),
+        Node("guider", "CFGGuider", {"cfg": 4.0}, {"model": "cfg_zero", "positive": "prompt", "negative": "negative"},
+             title="Guider: CFG 4 (base model)"),
+        *continuation_nodes(setup, "guider", "sampler", "scale", 1),
+        *save_nodes(setup, "long_video", None, ("components", "fps"), task="continued", stage="base"),
+    ]
+    groups = [Group(setup.stage(f"Continue · {setup.size_name} base: enhance_hf schedule, CFG-Zero* at guidance 4"),
+                    [["note", "dit", "clip", "load_video"], ["cfg_zero", "prompt", "negative", "vae", "components"],
+                     ["scale", "continue_sigmas", "sampler", "guider"], ["long_video"]], STAGE_1),
+              Group("Save · your clip, then the new frames", [["video"], ["save"]], OUTPUT)]
+    return Workflow("longcat_video_continue", setup.title("480p", "480p", "video continuation"),
+                    nodes, groups, setup.files(), headline="Video continuation: continue your clip")
+
+
+def long_video(setup=REAL):
+    stage_nodes, stage_group = stage_one(setup, base=True)
+    segments, new = setup.segments, setup.frames - setup.cond_frames
+    stage_1_frames = setup.frames + segments * new
+    refined = 2 * stage_1_frames
+    nodes = [
+        note(setup, lambda: ["## Long video: text to video, continued, refined to 720p",
+                             f"{setup.frames} frames, then *segments* continuations of {new} new frames each "
+                             f"({stage_1_frames} frames = {stage_1_frames / 15:.0f} s with {segments}); then "
+                             f"refined segment by segment to 720p at 30 fps ({refined} frames). Each continuation "
+                             f"adds {new / 15:.1f} s.", downloads(setup, loras=("refine",)), STRENGTH,
+                             condition_rule(setup), sizes(setup, refine=True)]),
+        *stage_nodes,
+        Node("decode_1", "VAEDecode", links={"samples": "stage_1", "vae": "vae"}, title="Decode the first segment"),
+        *continuation_nodes(setup, "guider", "sampler", "decode_1", segments),
+        Node("refine_lora", "LongCatLoraLoader", {"lora_name": setup.refine_lora.name, "strength": 0.5},
+             {"model": "dit"}, title="Refinement LoRA (same DiT)"),
+        Node("bsa", "LongCatBlockSparseAttention", links={"model": "refine_lora"}, title="Block-sparse attention"),
+        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule (from t = 0.5)"),
+        Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": "prompt"},
+             title="Guider (refinement branch)"),
+        Node("refine_long", "LongCatRefineLongVideo",
+             {"noise_seed": 45, "segment_length": setup.frames, "num_cond_frames": setup.cond_frames,
+              "resolution": setup.refine_resolution},
+             {"guider": "refine_guider", "sampler": "sampler", "sigmas": "refine_sigmas", "vae": "vae",
+              "video": "long_video"}, title="Refine segment by segment (2x frames)"),
+        *save_nodes(setup, "refine_long", refined, 30, task="long_video", stage="refined"),
+    ]
+    groups = [stage_group,
+              Group(setup.stage(f"Long video · {segments} continuations of {new} frames, enhance_hf, CFG-Zero*"),
+                    [["decode_1", "continue_sigmas"], ["long_video"]], STAGE_1),
+              Group(setup.stage(f"Refine · {setup.refined_name}, 2x frames, segment by segment"),
+                    [["refine_lora", "refine_sigmas"], ["bsa"], ["refine_guider"], ["refine_long"]], STAGE_2),
+              Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    return Workflow("longcat_long_video", setup.title(f"{refined // 30} s at 720p", "", "long video"),
+                    nodes, groups, setup.files(), headline="Long video: text to video, continued, refined")
+
+
+SHIPPED = {"longcat_t2v_distill_refine": t2v_distill_refine, "longcat_t2v_distill": t2v_distill,
+           "longcat_t2v_base_refine": t2v_base_refine, "longcat_i2v_distill_refine": i2v_distill_refine,
+           "longcat_video_continue": video_continue, "longcat_long_video": long_video}
