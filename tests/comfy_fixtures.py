@@ -104,8 +104,8 @@ def populate_models(server):
 
 
 @pytest.fixture(scope="session")
-def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
-    """(the pack as ComfyUI loaded it, comfy.model_management) in this process, with the tiny DiT and LoRAs."""
+def comfy_model_dirs(tmp_path_factory):
+    """{folder name: path} that the in-process ComfyUI reads models from (tests may add files of their own)."""
     base = tmp_path_factory.mktemp("inprocess_models")
     dirs = {"diffusion_models": base / "diffusion_models", "loras": base / "loras"}
     for d in dirs.values():
@@ -113,6 +113,12 @@ def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
     shutil.copy(GOLDEN / "tiny_dit.safetensors", dirs["diffusion_models"] / "longcat_tiny.safetensors")
     for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
         shutil.copy(GOLDEN / name, dirs["loras"] / name)
-    pack = import_comfyui(comfyui_root, dirs)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def comfy_env(comfyui_root, comfy_model_dirs):
+    """(the pack as ComfyUI loaded it, comfy.model_management) in this process, with the tiny DiT and LoRAs."""
+    pack = import_comfyui(comfyui_root, comfy_model_dirs)
     import comfy.model_management as mm
     return pack, mm

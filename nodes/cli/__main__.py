@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 from ..core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
+from ..core.layouts.lora_layouts import layout_title
 from ..core.lora_files import inspect_lora
 from ..core.safetensors_file import ModelFileError
 from .comfyui_checkout import ComfyUIPathError, checked_comfyui, ensure_comfyui, find_comfyui
@@ -19,6 +20,7 @@ from .comfyui_checkout import ComfyUIPathError, checked_comfyui, ensure_comfyui,
 
 def describe(info):
     lines = [f"{info.name}",
+             f"  layout:            {layout_title(info.layout)}",
              f"  format:            {info.format}",
              f"  dtype:             {info.dtype}",
              f"  size:              {info.size_bytes:,} bytes",
@@ -27,8 +29,8 @@ def describe(info):
              f"  target modules:    {len(info.module_ratios)} ({info.factor_count} low-rank factors)"]
     for module, ratio in sorted(info.exceptions.items()):
         lines.append(f"    exception: {module} alpha/rank {ratio:g} (applied as strength * {ratio / info.default_strength:g})")
-    lines.append(f"  unmatched keys:    {len(info.unmatched_keys)}")
-    lines.extend(f"    {k}" for k in info.unmatched_keys[:10])
+    for component, keys in sorted(info.skipped_keys.items()):
+        lines.append(f"  skipped:           {len(keys)} keys of the {component} (not applied), e.g. {keys[0]}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,6 @@
-"""Load LongCat DiT: a single `.safetensors` file or a reference `dit/` folder from ComfyUI's diffusion_models."""
+"""Load LongCat DiT: a single `.safetensors` file or a sharded folder (the reference `dit/`, a diffusers
+`transformer/`) from ComfyUI's diffusion_models, in any layout the checkpoint reader knows, quantized or not."""
+import logging
 import math
 import os
 
@@ -6,10 +8,11 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from ..model.comfy_model import build_model_patcher, pick_dtypes
+from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
 from ..core.checkpoint import INDEX_NAME, open_dit_checkpoint
 
-WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp32"]
+WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp32"]
+log = logging.getLogger("longcat")
 
 
 def sharded_folders():
@@ -45,11 +48,14 @@ class LongCatDiTLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "dit_name": (dit_names(), {"tooltip": "A LongCat-Video DiT from models/diffusion_models: one .safetensors "
-                                                  "file, or the reference dit/ folder (shards + index.json)."}),
+                                                  "file (reference, Kijai / WanVideoWrapper or FastVideo names; bf16, "
+                                                  "fp8, scaled fp8 or ComfyUI-quantized), or a sharded folder (the "
+                                                  "reference dit/, a diffusers transformer/)."}),
             "weight_dtype": (WEIGHT_DTYPES, {"default": "default", "tooltip":
-                             "Storage dtype of the weights. default: what ComfyUI picks for this GPU (bf16 where "
-                             "supported). fp8_e4m3fn halves memory (computes in bf16/fp16; LoRAs then apply at "
-                             "run time)."}),
+                             "Storage dtype of the weights. default: what ComfyUI picks for this GPU and file (bf16 "
+                             "where supported; an fp8 file stays fp8 where that is needed to fit; quantized files "
+                             "keep their quantization). fp8 halves memory (computes in bf16/fp16; LoRAs then apply "
+                             "at run time)."}),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -61,9 +67,15 @@ class LongCatDiTLoader:
     def load(self, dit_name, weight_dtype):
         path = resolve_dit(dit_name)
         checkpoint = open_dit_checkpoint(path)  # validates every header and the key layout before reading
+        check_quantization(checkpoint, weight_dtype)
         parameters = sum(math.prod(shape) for shape in checkpoint.shapes.values())
-        dtype, manual_cast = pick_dtypes(weight_dtype, parameters, checkpoint.stored_dtype)
+        quantized = bool(checkpoint.quantized)
+        dtype, manual_cast = pick_dtypes(weight_dtype, parameters, checkpoint.stored_dtype, quantized)
+        formats = sorted({conf["format"] for conf in checkpoint.quantized.values()})
+        log.info("Load LongCat DiT: %s: %s layout, %s, weights %s (compute %s)", dit_name, checkpoint.layout.title,
+                 f"{len(checkpoint.quantized)} layers quantized ({', '.join(formats)})" if quantized else
+                 f"stored {checkpoint.stored_dtype}", dtype, manual_cast or dtype)
         bar = comfy.utils.ProgressBar(len(checkpoint))
-        checkpoint.dtype = dtype
+        checkpoint.dtype = None if quantized else dtype  # quantized layers keep their stored tensors
         checkpoint.progress = lambda done, total: bar.update_absolute(done, total)
         return (build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted),)

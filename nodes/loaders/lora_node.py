@@ -2,6 +2,7 @@
 import folder_paths
 
 from .lora_library import cached_read, resolve_lora
+from ..core.lora_patcher import linear_weights
 from ..model.model_patcher import MODES, LongCatModelPatcher
 
 
@@ -39,6 +40,7 @@ class LongCatLoraLoader:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not (-10.0 <= strength <= 10.0):
             raise ValueError(f"strength {strength} is outside -10..10")
-        shapes = {k: tuple(v.shape) for k, v in model.model.diffusion_model.state_dict().items()}
+        # the logical [out, in] of every linear: quantized weights store packed data, split ones hold pieces
+        shapes = {f"{m}.weight": tuple(w.shape) for m, w in linear_weights(model.model.diffusion_model).items()}
         description = cached_read(resolve_lora(lora_name), shapes)
         return (model.with_lora(description, strength, mode),)
