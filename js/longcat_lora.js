@@ -1,7 +1,8 @@
 // Apply LongCat LoRA: the strength slider starts at the chosen file's alpha/rank.
 // Creating the node or choosing a file sets the default; a loaded workflow keeps its saved strength (ComfyUI
 // restores widget values by assignment, which fires no callback). The node shows the file's alpha/rank and rank,
-// and its context menu offers a way back to the file's default.
+// the layout it was written in (and the keys of other components it skips), and its context menu offers a way
+// back to the file's default.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -18,15 +19,24 @@ function widget(node, name) {
   return node.widgets?.find((w) => w.name === name);
 }
 
+// "WanVideoWrapper / Kijai LoRA; skips 12 text encoder keys": what the file is and what of it is not applied.
+function fileLabel(info) {
+  const skipped = Object.entries(info.skipped_keys || {}).map(([component, n]) => `${n} ${component} keys`);
+  return `lora_name (${info.layout_title.split(" (")[0]} LoRA${skipped.length ? `; skips ${skipped.join(", ")}` : ""})`;
+}
+
 function showInfo(node, info, error) {
   const strength = widget(node, "strength");
+  const lora = widget(node, "lora_name");
   if (!strength) return;
   if (error) {
     strength.label = "strength (file unreadable)";
+    if (lora) lora.label = `lora_name (not usable: ${error.message})`;
     node.longcatInfo = null;
   } else {
     const ratio = Number(info.default_strength).toFixed(3).replace(/\.?0+$/, "");
-    strength.label = `strength (file alpha/rank ${ratio}, rank ${info.ranks.join("/")})`;
+    strength.label = `strength (file alpha/rank ${ratio}, rank ${info.ranks.join("/") || "dense"})`;
+    if (lora) lora.label = fileLabel(info);
     node.longcatInfo = info;
   }
   node.setDirtyCanvas(true, true);

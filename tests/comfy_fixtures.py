@@ -80,6 +80,30 @@ def write_other_format_loras(loras):
     outside = loras.parent.parent / "outside_secret.safetensors"
     shutil.copy(GOLDEN / "lora_distill.safetensors", outside)
     (loras / "linked_outside.safetensors").symlink_to(outside)
+    write_layout_loras(loras)
+
+
+def write_layout_loras(loras):
+    """The golden LoRAs as Kijai (WanVideoWrapper), FastVideo and DiffSynth/PEFT write them, and a Kijai one that
+    also carries text-encoder keys."""
+    from layout_writers import official_modules, wanvideo_lora
+    from test_lora_layouts import write
+    for layout in ("wanvideo", "fastvideo", "peft"):
+        for kind in ("distill", "refine"):
+            write(kind, layout, GOLDEN, loras / "layouts" / layout)
+    official = official_modules(GOLDEN / "lora_distill.safetensors")
+    with_te = wanvideo_lora(official, loras / "layouts" / "kijai_with_te.safetensors")
+    sd = load_file(str(with_te))
+    sd["lora_te_encoder_block_0_layer_0_SelfAttention_q.lora_down.weight"] = torch.zeros(4, 256)
+    save_file(sd, str(with_te))
+
+
+def write_layout_dits(dit, sd):
+    """The golden DiT in Kijai's WanVideoWrapper layout, plain and as Kijai's scaled fp8."""
+    from layout_writers import block_linear_weights, convert_checkpoint, save, scaled_fp8
+    wan = convert_checkpoint(sd, "wanvideo")
+    save(wan, dit / "LongCat_tiny_comfy_fp32.safetensors")
+    save(scaled_fp8(wan, block_linear_weights(wan)), dit / "LongCat_tiny_comfy_fp8_e4m3fn_scaled_KJ.safetensors")
 
 
 def populate_models(server):
@@ -92,6 +116,7 @@ def populate_models(server):
     (dit / "broken_truncated.safetensors").write_bytes(data[: len(data) // 3])
     other = {k: v for k, v in sd.items() if k != "blocks.1.attn.proj.weight"}
     save_file(other, str(dit / "missing_block.safetensors"))
+    write_layout_dits(dit, sd)
     loras = server.models("loras")
     loras.mkdir(parents=True, exist_ok=True)
     for name in ("lora_distill.safetensors", "lora_refine.safetensors"):

@@ -178,3 +178,18 @@ def test_plain_fp8_storage_is_no_quantization(tmp_path, native):
     qkv = torch.cat([native["blocks.0.attn.qkv.weight"].chunk(3)[j].to(torch.float8_e4m3fn) for j in range(3)])
     assert got["blocks.0.attn.qkv.weight"].dtype == torch.float8_e4m3fn
     assert torch.equal(got["blocks.0.attn.qkv.weight"].view(torch.uint8), qkv.view(torch.uint8))
+
+
+def test_fastvideo_converter_output_folder_and_its_config(tmp_path, native):
+    """longcat_to_fastvideo.py writes transformer/model.safetensors + config.json (no index); the config must name
+    a LongCat transformer of the weights' size."""
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    save(convert_checkpoint(native, "fastvideo"), folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"_class_name": "LongCatTransformer3DModel", "depth": 2,
+                                                    "hidden_size": 256}))
+    assert_same(dict(open_dit_checkpoint(folder)), native)
+    (folder / "config.json").write_text(json.dumps({"_class_name": "WanTransformer3DModel"}))
+    expect_error(folder, "config.json names WanTransformer3DModel, not a LongCat-Video transformer")
+    (folder / "config.json").write_text(json.dumps({"_class_name": "LongCatTransformer3DModel", "depth": 48}))
+    expect_error(folder, "config.json says depth 48, the weights have 2")

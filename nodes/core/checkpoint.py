@@ -17,10 +17,11 @@ import torch
 from safetensors import safe_open
 
 from .dit import LongCatDiT
-from .layouts.dit_layouts import CheckpointPlan, plan_checkpoint
+from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_checkpoint
 from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
 
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+CONFIG_NAME = "config.json"  # a diffusers transformer/ folder's description, checked against the weights
 # Whole-model prefixes that other tools write (ComfyUI's model save uses the first).
 KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 LISTED_KEYS = 5
@@ -131,6 +132,9 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
     try:
         plan = plan_checkpoint({k[len(prefix):]: s for k, s in shapes.items()},
                                {k[len(prefix):]: d for k, d in dtypes.items()}, metadata, read_tensor)
+        folder_config = _folder_config(path)
+        if folder_config is not None:
+            check_transformer_config(folder_config, plan)
     except ValueError as e:
         raise CheckpointError(path, str(e)) from None
     return DitCheckpoint(path, shards, plan, prefix, dtype, progress, TORCH_DTYPES.get(largest[1]))
@@ -202,6 +206,22 @@ def _index_shards(index):
     if absent:
         raise CheckpointError(index, f"names shard files that are missing: {', '.join(absent)}")
     return list(by_file.items())
+
+
+def _folder_config(path):
+    """The config.json of a checkpoint folder (or of an index file's folder), when there is one."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path) if path.endswith(".index.json") else None
+    config = os.path.join(folder, CONFIG_NAME) if folder else None
+    if config is None or not os.path.isfile(config):
+        return None
+    try:
+        with open(config, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        raise CheckpointError(config, "not a readable JSON object") from None
+    return data
 
 
 def _header(file):

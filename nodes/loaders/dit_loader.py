@@ -1,5 +1,6 @@
 """Load LongCat DiT: a single `.safetensors` file or a sharded folder (the reference `dit/`, a diffusers
 `transformer/`) from ComfyUI's diffusion_models, in any layout the checkpoint reader knows, quantized or not."""
+import json
 import logging
 import math
 import os
@@ -9,23 +10,34 @@ import comfy.utils
 import folder_paths
 
 from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
-from ..core.checkpoint import INDEX_NAME, open_dit_checkpoint
+from ..core.checkpoint import CONFIG_NAME, INDEX_NAME, open_dit_checkpoint
 
 WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp32"]
 log = logging.getLogger("longcat")
 
 
 def sharded_folders():
-    """{name shown in the UI: folder} for every folder under diffusion_models that holds a shard index."""
+    """{name shown in the UI: folder} for every folder under diffusion_models that holds a shard index, or one
+    .safetensors file with a diffusers config.json naming a LongCat transformer (FastVideo's transformer/)."""
     found = {}
     for root in folder_paths.get_folder_paths("diffusion_models"):
         if not os.path.isdir(root):
             continue
         for folder, _, files in os.walk(root, followlinks=True):
-            if INDEX_NAME in files:
+            if INDEX_NAME in files or is_transformer_folder(folder, files):
                 name = os.path.relpath(folder, root).replace(os.sep, "/") + "/"
                 found.setdefault(name, folder)
     return found
+
+
+def is_transformer_folder(folder, files):
+    if CONFIG_NAME not in files or sum(f.endswith(".safetensors") for f in files) != 1:
+        return False
+    try:
+        with open(os.path.join(folder, CONFIG_NAME), encoding="utf-8") as f:
+            return "longcat" in str(json.load(f).get("_class_name", "")).lower()
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
 
 
 def dit_names():

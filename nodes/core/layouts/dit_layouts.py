@@ -214,3 +214,14 @@ def _stored_name(layout, key):
 def _names(keys):
     shown = ", ".join(keys[:LISTED])
     return shown + (f" and {len(keys) - LISTED} more" if len(keys) > LISTED else "")
+
+
+def check_transformer_config(config, plan):
+    """A diffusers `transformer/config.json` beside the weights must describe a LongCat transformer of the
+    size the weights have (FastVideo writes `_class_name` LongCatTransformer3DModel, `depth`, `hidden_size`)."""
+    name = config.get("_class_name", "LongCat")
+    if "longcat" not in str(name).lower():
+        raise LayoutProblem(f"its config.json names {name}, not a LongCat-Video transformer")
+    for key, ours in (("depth", "depth"), ("num_layers", "depth"), ("hidden_size", "hidden_size")):
+        if key in config and config[key] != plan.config[ours]:
+            raise LayoutProblem(f"its config.json says {key} {config[key]}, the weights have {plan.config[ours]}")
