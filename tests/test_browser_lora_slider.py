@@ -85,6 +85,25 @@ def test_choosing_a_file_sets_its_alpha_over_rank(page):
     assert not page.longcat_errors, page.longcat_errors
 
 
+def file_label(page, node_id):
+    return page.evaluate("""(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label || ''""",
+                         node_id)
+
+
+@pytest.mark.usefixtures("screenshot_on_failure")
+def test_the_node_names_the_files_layout_and_what_it_skips(page):
+    node_id = add_node(page)
+    pick_file(page, node_id, "layouts/fastvideo/distill.safetensors")
+    wait_strength(page, node_id, 0.5)
+    page.wait_for_function("""(id) => (app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label || '')
+        .includes('FastVideo')""", arg=node_id, timeout=15_000)
+    pick_file(page, node_id, "layouts/kijai_with_te.safetensors")
+    page.wait_for_function("""(id) => (app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label || '')
+        .includes('skips')""", arg=node_id, timeout=15_000)
+    assert file_label(page, node_id) == "lora_name (WanVideoWrapper / Kijai LoRA; skips 1 text encoder keys)"
+    assert "alpha/rank 0.5, rank 8" in strength_of(page, node_id)[1]
+
+
 @pytest.mark.usefixtures("screenshot_on_failure")
 def test_saved_workflow_keeps_its_strength(page):
     node_id = add_node(page)
