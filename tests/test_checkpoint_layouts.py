@@ -27,7 +27,7 @@ def write_layout(tmp_path, native, layout, dtype=None, name=None):
 def test_each_layout_gives_the_native_parameters_bit_for_bit(tmp_path, native, layout, dtype, golden_dir):
     path = write_layout(tmp_path, native, layout, dtype)
     ckpt = open_dit_checkpoint(path)
-    assert ckpt.layout.name == layout and not ckpt.quantized
+    assert ckpt.plan.layout.name == layout and not ckpt.plan.quantized
     assert ckpt.config == open_dit_checkpoint(golden_dir / "tiny_dit.safetensors").config
     assert_same(dict(ckpt), {k: v.to(dtype) for k, v in native.items()})
     assert len(ckpt) == 56
@@ -46,7 +46,7 @@ def test_diffusers_transformer_folder_with_config(tmp_path, native):
     folder = write_sharded(tmp_path / "transformer", convert_checkpoint(native, "fastvideo"))
     (folder / "config.json").write_text(json.dumps({"_class_name": "LongCatTransformer3DModel", "depth": 2}))
     ckpt = open_dit_checkpoint(folder)
-    assert ckpt.layout.name == "fastvideo" and len(ckpt.shards) == 3
+    assert ckpt.plan.layout.name == "fastvideo" and len(ckpt.shards) == 3
     assert_same(dict(ckpt), native)
 
 
@@ -108,10 +108,10 @@ def test_kijai_scaled_fp8_plan(tmp_path, native):
     sd = convert_checkpoint(native, "wanvideo")
     path = save(scaled_fp8(sd, block_linear_weights(sd)), tmp_path / "scaled.safetensors")
     ckpt = open_dit_checkpoint(path)
-    assert ckpt.layout.name == "wanvideo"
-    assert ckpt.quantized["blocks.0.attn.qkv.parts.1"] == {"format": "float8_e4m3fn"}
-    assert ckpt.quantized["blocks.1.ffn.w2"] == {"format": "float8_e4m3fn"}
-    assert "blocks.0.adaLN_modulation.1" not in ckpt.quantized
+    assert ckpt.plan.layout.name == "wanvideo"
+    assert ckpt.plan.quantized["blocks.0.attn.qkv.parts.1"] == {"format": "float8_e4m3fn"}
+    assert ckpt.plan.quantized["blocks.1.ffn.w2"] == {"format": "float8_e4m3fn"}
+    assert "blocks.0.adaLN_modulation.1" not in ckpt.plan.quantized
     assert ckpt.config["split_fused"] == ["blocks.0.attn.qkv", "blocks.0.cross_attn.kv_linear",
                                           "blocks.1.attn.qkv", "blocks.1.cross_attn.kv_linear"]
     got = dict(ckpt)
@@ -130,7 +130,7 @@ def sd_scale(path, layer):
 def test_native_scaled_fp8_stays_fused(tmp_path, native):
     path = save(scaled_fp8(native, block_linear_weights(native)), tmp_path / "native_scaled.safetensors")
     ckpt = open_dit_checkpoint(path)
-    assert "split_fused" not in ckpt.config and ckpt.quantized["blocks.0.attn.qkv"]["format"] == "float8_e4m3fn"
+    assert "split_fused" not in ckpt.config and ckpt.plan.quantized["blocks.0.attn.qkv"]["format"] == "float8_e4m3fn"
 
 
 def test_a_scaled_file_without_its_scales(tmp_path, native):
@@ -157,7 +157,7 @@ def test_quantization_metadata_table(tmp_path, native):
     table = {"layers": {k[:-len(".weight")]: {"format": "float8_e5m2"} for k in keys}}
     ckpt = open_dit_checkpoint(save(quant, tmp_path / "meta.safetensors",
                                     metadata={"_quantization_metadata": json.dumps(table)}))
-    assert ckpt.quantized["blocks.0.ffn.w3"] == {"format": "float8_e5m2"}
+    assert ckpt.plan.quantized["blocks.0.ffn.w3"] == {"format": "float8_e5m2"}
     assert "blocks.0.ffn.w3.comfy_quant" in dict(ckpt)
 
 
@@ -173,7 +173,7 @@ def test_plain_fp8_storage_is_no_quantization(tmp_path, native):
     sd = convert_checkpoint(native, "wanvideo")
     path = save(plain_fp8(sd, block_linear_weights(sd)), tmp_path / "fp8.safetensors")
     ckpt = open_dit_checkpoint(path)
-    assert not ckpt.quantized and ckpt.stored_dtype == torch.float8_e4m3fn
+    assert not ckpt.plan.quantized and ckpt.stored_dtype == torch.float8_e4m3fn
     got = dict(ckpt)
     qkv = torch.cat([native["blocks.0.attn.qkv.weight"].chunk(3)[j].to(torch.float8_e4m3fn) for j in range(3)])
     assert got["blocks.0.attn.qkv.weight"].dtype == torch.float8_e4m3fn

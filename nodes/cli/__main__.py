@@ -38,10 +38,10 @@ def describe(info):
 
 
 def describe_dit(ckpt):
-    formats = Counter(conf["format"] for conf in ckpt.quantized.values())
+    formats = Counter(conf["format"] for conf in ckpt.plan.quantized.values())
     config = ckpt.config
     lines = [f"{os.path.basename(ckpt.path.rstrip(os.sep))}",
-             f"  layout:            {ckpt.layout.title}",
+             f"  layout:            {ckpt.plan.layout.title}",
              f"  model:             LongCat-Video DiT, {config['depth']} blocks, hidden {config['hidden_size']}",
              f"  stored dtype:      {str(ckpt.stored_dtype).replace('torch.', '')}",
              f"  shards:            {len(ckpt.shards)}",

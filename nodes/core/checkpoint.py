@@ -58,15 +58,6 @@ class DitCheckpoint:
         """LongCatDiT constructor arguments (+ "split_fused" for fused linears stored as quantized pieces)."""
         return self.plan.config
 
-    @property
-    def layout(self):
-        return self.plan.layout
-
-    @property
-    def quantized(self):
-        """Model module -> ComfyUI per-layer quantization config; empty for plain (also plain fp8) checkpoints."""
-        return self.plan.quantized
-
     def __len__(self):
         return self.plan.count
 
@@ -131,7 +122,7 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
         return _read_one(files_of[key], prefix + key)
     try:
         plan = plan_checkpoint({k[len(prefix):]: s for k, s in shapes.items()},
-                               {k[len(prefix):]: d for k, d in dtypes.items()}, metadata, read_tensor)
+                               {k[len(prefix):]: d for k, d in dtypes.items()}, metadata, read_tensor, prefix)
         folder_config = _folder_config(path)
         if folder_config is not None:
             check_transformer_config(folder_config, plan)
@@ -144,7 +135,7 @@ def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None)
     """Build a LongCatDiT from a checkpoint, streaming each tensor into its parameter (default dtype: fp32)."""
     dtype = dtype or torch.get_default_dtype()
     ckpt = open_dit_checkpoint(path, dtype=dtype, progress=progress)
-    if ckpt.quantized:
+    if ckpt.plan.quantized:
         raise CheckpointError(path, "quantized checkpoints run on ComfyUI's quantized ops: load it with Load LongCat "
                                     "DiT inside ComfyUI")
     model = LongCatDiT(**ckpt.config, dtype=dtype, device="meta", operations=operations).to_empty(device=device)

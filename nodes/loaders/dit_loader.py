@@ -81,11 +81,11 @@ class LongCatDiTLoader:
         checkpoint = open_dit_checkpoint(path)  # validates every header and the key layout before reading
         check_quantization(checkpoint, weight_dtype)
         parameters = sum(math.prod(shape) for shape in checkpoint.shapes.values())
-        quantized = bool(checkpoint.quantized)
+        quantized = bool(checkpoint.plan.quantized)
         dtype, manual_cast = pick_dtypes(weight_dtype, parameters, checkpoint.stored_dtype, quantized)
-        formats = sorted({conf["format"] for conf in checkpoint.quantized.values()})
-        log.info("Load LongCat DiT: %s: %s layout, %s, weights %s (compute %s)", dit_name, checkpoint.layout.title,
-                 f"{len(checkpoint.quantized)} layers quantized ({', '.join(formats)})" if quantized else
+        formats = sorted({conf["format"] for conf in checkpoint.plan.quantized.values()})
+        log.info("Load LongCat DiT: %s: %s layout, %s, weights %s (compute %s)", dit_name, checkpoint.plan.layout.title,
+                 f"{len(checkpoint.plan.quantized)} layers quantized ({', '.join(formats)})" if quantized else
                  f"stored {checkpoint.stored_dtype}", dtype, manual_cast or dtype)
         bar = comfy.utils.ProgressBar(len(checkpoint))
         checkpoint.dtype = None if quantized else dtype  # quantized layers keep their stored tensors

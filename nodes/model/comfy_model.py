@@ -92,10 +92,10 @@ def pick_dtypes(choice, parameters, stored_dtype, quantized=False):
 def check_quantization(checkpoint, choice):
     """A quantized checkpoint loads only in formats this ComfyUI's ops know (comfy/quant_ops.py QUANT_ALGOS:
     0.8.0 has float8_e4m3fn, float8_e5m2 and nvfp4; 0.33 adds mxfp8, int8_tensorwise, ...), stored as it is."""
-    formats = {conf["format"] for conf in checkpoint.quantized.values()}
+    formats = {conf["format"] for conf in checkpoint.plan.quantized.values()}
     unknown = sorted(formats - set(comfy.quant_ops.QUANT_ALGOS))
     if unknown:
-        layer = next(m for m, conf in checkpoint.quantized.items() if conf["format"] in unknown)
+        layer = next(m for m, conf in checkpoint.plan.quantized.items() if conf["format"] in unknown)
         raise CheckpointError(checkpoint.path, f"layer {layer} is quantized as {', '.join(unknown)}, which this "
                                                f"ComfyUI does not support (it knows "
                                                f"{', '.join(sorted(comfy.quant_ops.QUANT_ALGOS))}): update ComfyUI")
@@ -111,9 +111,9 @@ def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_inter
     config = LongCatVideoConfig(dict(checkpoint.config))
     config.set_inference_dtype(weight_dtype, manual_cast_dtype)
     offload_device = mm.unet_offload_device()
-    if checkpoint.quantized:
+    if checkpoint.plan.quantized:
         config.quant_config = comfy.utils.detect_layer_quantization(
-            {f"{module}.comfy_quant": None for module in checkpoint.quantized}, "")
+            {f"{module}.comfy_quant": None for module in checkpoint.plan.quantized}, "")
         # Quantized layers create their weights while loading, on the device they were built for.
         model = config.get_model({}, "", device=offload_device)
         fill_modules(model.diffusion_model, checkpoint, check_interrupt)

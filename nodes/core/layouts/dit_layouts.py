@@ -15,9 +15,8 @@ import torch
 
 from ..dit import LongCatDiT, dit_config_from_state_dict
 from .module_names import LAYOUTS, fused_of, is_linear, pieces_of
-from .quantization import LAYER_PARAMS, MARKER, logical_shape, quantized_layers
+from .quantization import LAYER_PARAMS, LISTED, MARKER, listed, logical_shape, quantized_layers
 
-LISTED = 5
 PLAIN_PARAMS = ("weight", "bias")
 
 
@@ -63,16 +62,17 @@ class CheckpointPlan:
         return keys
 
 
-def plan_checkpoint(shapes, dtypes, metadata, read_tensor):
-    """Detect the layout of a checkpoint's stored keys ({key: shape}, prefix already stripped) and plan its mapping
-    onto the native model. Raises LayoutProblem / QuantizationProblem (ValueErrors) saying what is wrong."""
+def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix=""):
+    """Detect the layout of a checkpoint's stored keys ({key: shape}, the whole-model `prefix` already stripped)
+    and plan its mapping onto the native model. Raises LayoutProblem / QuantizationProblem (ValueErrors) saying
+    what is wrong."""
     stored = {k: tuple(v) for k, v in shapes.items() if k != MARKER}
     layout, natives, foreign = _closest_layout(stored)
     params = {}
     for key in stored:
         module, _, param = key.rpartition(".")
         params.setdefault(module, {})[param] = key
-    layers, renamed = quantized_layers(params, dtypes, metadata, read_tensor)
+    layers, renamed = quantized_layers(params, dtypes, metadata, read_tensor, prefix)
     quantized_natives = {}
     for layer, conf in layers.items():
         native = natives.get(params[layer]["weight"], "").rpartition(".")[0]
@@ -101,7 +101,8 @@ def plan_checkpoint(shapes, dtypes, metadata, read_tensor):
         else:
             routes[key] = (f"{fused}.{name}", index, count)
         if param in PLAIN_PARAMS:
-            plain[native] = logical_shape(stored[key], quantized_natives.get(module)) if param == "weight" else stored[key]
+            shape = stored[key]
+            plain[native] = logical_shape(shape, quantized_natives.get(module)) if param == "weight" else shape
     if unknown:
         foreign = foreign + unknown
     fused_shapes, missing = _fused_shapes(layout, plain, stored)
@@ -136,14 +137,14 @@ def _closest_layout(stored):
     layout, named = best
     if not named:
         raise LayoutProblem("not a LongCat-Video DiT checkpoint in any known layout (" +
-                            ", ".join(layout.title for layout in LAYOUTS) + f"): first keys {_names(sorted(stored))}")
+                            ", ".join(layout.title for layout in LAYOUTS) + f"): first keys {listed(sorted(stored))}")
     rest = [k for k in stored if k not in named]
     for other in LAYOUTS:
         elsewhere = [k for k in rest if other.to_native(k.rpartition(".")[0]) is not None]
         if other is not layout and elsewhere:
             raise LayoutProblem(
                 f"mixes two layouts: {len(named)} keys in {layout.title} names, {len(elsewhere)} in {other.title} "
-                f"names ({_names(elsewhere)}); a checkpoint holds one layout")
+                f"names ({listed(elsewhere)}); a checkpoint holds one layout")
     return layout, named, rest
 
 
@@ -198,9 +199,9 @@ def _checked_config(layout, shapes, missing, extra, stored):
 def _problems(layout, missing, extra, wrong):
     problems = []
     if missing:
-        problems.append(f"{len(missing)} keys of the {layout.title} layout missing ({_names(missing)})")
+        problems.append(f"{len(missing)} keys of the {layout.title} layout missing ({listed(missing)})")
     if extra:
-        problems.append(f"{len(extra)} keys not in the {layout.title} layout ({_names(extra)})")
+        problems.append(f"{len(extra)} keys not in the {layout.title} layout ({listed(extra)})")
     if wrong:
         problems.append(f"{len(wrong)} tensors with the wrong shape: {'; '.join(wrong[:LISTED])}")
     return "; ".join(problems)
@@ -209,11 +210,6 @@ def _problems(layout, missing, extra, wrong):
 def _stored_name(layout, key):
     module, param = key.rsplit(".", 1)
     return f"{layout.from_native(module)}.{param}"
-
-
-def _names(keys):
-    shown = ", ".join(keys[:LISTED])
-    return shown + (f" and {len(keys) - LISTED} more" if len(keys) > LISTED else "")
 
 
 def check_transformer_config(config, plan):

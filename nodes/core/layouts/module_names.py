@@ -63,46 +63,53 @@ NATIVE = Layout(
     _identity(BLOCK_LINEARS + BLOCK_OTHERS + tuple(PIECE_OF)), _identity(GLOBAL_LINEARS + GLOBAL_OTHERS),
     splits_fused=False)
 
-# kijai/ComfyUI-WanVideoWrapper runs LongCat as its WanModel with `is_longcat` (wanvideo/modules/model.py:
-# WanSelfAttention q/k/v/o with head-wise norm_q/norm_k, norm3 = the affine cross-attention LayerNorm,
-# `modulation` = Sequential(SiLU, Linear), Head_adaLN `head.head` / `head.modulation`; LongCat/layers.py:
-# TimestepEmbedder `mlp.0/.2`, FeedForwardSwiGLU `w1/w2/w3`). nodes_model_loading.py loads a checkpoint by those
-# parameter names, so Kijai's single files (Kijai/LongCat-Video_comfy) hold exactly them.
-WANVIDEO = Layout(
-    "wanvideo", "WanVideoWrapper / Kijai (Kijai/LongCat-Video_comfy)",
-    {"adaLN_modulation.1": "modulation.1",
-     "attn.q": "self_attn.q", "attn.k": "self_attn.k", "attn.v": "self_attn.v",
-     "attn.q_norm": "self_attn.norm_q", "attn.k_norm": "self_attn.norm_k", "attn.proj": "self_attn.o",
-     "pre_crs_attn_norm": "norm3",
-     "cross_attn.q_linear": "cross_attn.q", "cross_attn.k": "cross_attn.k", "cross_attn.v": "cross_attn.v",
-     "cross_attn.q_norm": "cross_attn.norm_q", "cross_attn.k_norm": "cross_attn.norm_k",
-     "cross_attn.proj": "cross_attn.o",
-     "ffn.w1": "ffn.w1", "ffn.w2": "ffn.w2", "ffn.w3": "ffn.w3"},
-    {"x_embedder.proj": "patch_embedding", "t_embedder.mlp.0": "time_embedding.mlp.0",
-     "t_embedder.mlp.2": "time_embedding.mlp.2", "y_embedder.y_proj.0": "text_embedding.0",
-     "y_embedder.y_proj.2": "text_embedding.2", "final_layer.adaLN_modulation.1": "head.modulation.1",
-     "final_layer.linear": "head.head"},
-    splits_fused=True)
+# Native module: (WanVideoWrapper / Kijai name, FastVideo name).
+# WanVideoWrapper: kijai/ComfyUI-WanVideoWrapper runs LongCat as its WanModel with `is_longcat`
+# (wanvideo/modules/model.py: WanSelfAttention q/k/v/o with head-wise norm_q/norm_k, norm3 = the affine
+# cross-attention LayerNorm, `modulation` = Sequential(SiLU, Linear), Head_adaLN `head.head` / `head.modulation`;
+# LongCat/layers.py: TimestepEmbedder `mlp.0/.2`, FeedForwardSwiGLU `w1/w2/w3`). nodes_model_loading.py loads a
+# checkpoint by those parameter names, so Kijai's single files (Kijai/LongCat-Video_comfy) hold exactly them.
+# FastVideo: hao-ai-lab/FastVideo's native LongCat (fastvideo/configs/models/dits/longcat.py `param_names_mapping`,
+# fastvideo/models/dits/longcat.py), as scripts/checkpoint_conversion/longcat_to_fastvideo.py writes it (qkv split
+# into to_q/to_k/to_v, kv_linear into to_k/to_v): FastVideo/LongCat-Video-T2V-Diffusers.
+BLOCK_NAMES = {
+    "adaLN_modulation.1": ("modulation.1", "adaln_linear_1"),
+    "attn.q": ("self_attn.q", "self_attn.to_q"),
+    "attn.k": ("self_attn.k", "self_attn.to_k"),
+    "attn.v": ("self_attn.v", "self_attn.to_v"),
+    "attn.q_norm": ("self_attn.norm_q", "self_attn.q_norm"),
+    "attn.k_norm": ("self_attn.norm_k", "self_attn.k_norm"),
+    "attn.proj": ("self_attn.o", "self_attn.to_out"),
+    "pre_crs_attn_norm": ("norm3", "norm_cross"),
+    "cross_attn.q_linear": ("cross_attn.q", "cross_attn.to_q"),
+    "cross_attn.k": ("cross_attn.k", "cross_attn.to_k"),
+    "cross_attn.v": ("cross_attn.v", "cross_attn.to_v"),
+    "cross_attn.q_norm": ("cross_attn.norm_q", "cross_attn.q_norm"),
+    "cross_attn.k_norm": ("cross_attn.norm_k", "cross_attn.k_norm"),
+    "cross_attn.proj": ("cross_attn.o", "cross_attn.to_out"),
+    "ffn.w1": ("ffn.w1", "ffn.w1"),
+    "ffn.w2": ("ffn.w2", "ffn.w2"),
+    "ffn.w3": ("ffn.w3", "ffn.w3"),
+}
+GLOBAL_NAMES = {
+    "x_embedder.proj": ("patch_embedding", "patch_embed.proj"),
+    "t_embedder.mlp.0": ("time_embedding.mlp.0", "time_embedder.linear_1"),
+    "t_embedder.mlp.2": ("time_embedding.mlp.2", "time_embedder.linear_2"),
+    "y_embedder.y_proj.0": ("text_embedding.0", "caption_embedder.linear_1"),
+    "y_embedder.y_proj.2": ("text_embedding.2", "caption_embedder.linear_2"),
+    "final_layer.adaLN_modulation.1": ("head.modulation.1", "final_layer.adaln_linear"),
+    "final_layer.linear": ("head.head", "final_layer.proj"),
+}
 
-# hao-ai-lab/FastVideo's native LongCat (fastvideo/configs/models/dits/longcat.py `param_names_mapping`,
-# fastvideo/models/dits/longcat.py), as scripts/checkpoint_conversion/longcat_to_fastvideo.py writes it
-# (qkv split into to_q/to_k/to_v, kv_linear into to_k/to_v): FastVideo/LongCat-Video-T2V-Diffusers.
-FASTVIDEO = Layout(
-    "fastvideo", "FastVideo / diffusers (FastVideo/LongCat-Video-T2V-Diffusers)",
-    {"adaLN_modulation.1": "adaln_linear_1",
-     "attn.q": "self_attn.to_q", "attn.k": "self_attn.to_k", "attn.v": "self_attn.to_v",
-     "attn.q_norm": "self_attn.q_norm", "attn.k_norm": "self_attn.k_norm", "attn.proj": "self_attn.to_out",
-     "pre_crs_attn_norm": "norm_cross",
-     "cross_attn.q_linear": "cross_attn.to_q", "cross_attn.k": "cross_attn.to_k", "cross_attn.v": "cross_attn.to_v",
-     "cross_attn.q_norm": "cross_attn.q_norm", "cross_attn.k_norm": "cross_attn.k_norm",
-     "cross_attn.proj": "cross_attn.to_out",
-     "ffn.w1": "ffn.w1", "ffn.w2": "ffn.w2", "ffn.w3": "ffn.w3"},
-    {"x_embedder.proj": "patch_embed.proj", "t_embedder.mlp.0": "time_embedder.linear_1",
-     "t_embedder.mlp.2": "time_embedder.linear_2", "y_embedder.y_proj.0": "caption_embedder.linear_1",
-     "y_embedder.y_proj.2": "caption_embedder.linear_2", "final_layer.adaLN_modulation.1": "final_layer.adaln_linear",
-     "final_layer.linear": "final_layer.proj"},
-    splits_fused=True)
 
+def _column(column):
+    return ({n: names[column] for n, names in BLOCK_NAMES.items()},
+            {n: names[column] for n, names in GLOBAL_NAMES.items()})
+
+
+WANVIDEO = Layout("wanvideo", "WanVideoWrapper / Kijai (Kijai/LongCat-Video_comfy)", *_column(0), splits_fused=True)
+FASTVIDEO = Layout("fastvideo", "FastVideo / diffusers (FastVideo/LongCat-Video-T2V-Diffusers)", *_column(1),
+                   splits_fused=True)
 LAYOUTS = (NATIVE, WANVIDEO, FASTVIDEO)
 
 

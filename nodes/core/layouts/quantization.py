@@ -21,28 +21,31 @@ LAYER_PARAMS = ("comfy_quant", "weight_scale", "weight_scale_2", "input_scale", 
 FP8_DTYPES = {"F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 # Formats that pack two 4-bit weights per stored byte along the input dimension (comfy/quant_ops.py layouts).
 TWO_PER_BYTE = ("nvfp4", "convrot_w4a4", "asym_w4a8_int8")
-LISTED = 5
+LISTED = 5  # names shown in a message
 
 
 class QuantizationProblem(ValueError):
     """A quantized checkpoint whose quantization cannot be read; the message says which layers and why."""
 
 
-def quantized_layers(params, dtypes, metadata, read_tensor):
+def quantized_layers(params, dtypes, metadata, read_tensor, prefix=""):
     """({layer: per-layer config}, {stored key: ComfyUI parameter name, or None to drop}) of a checkpoint.
 
-    params: {layer (stored module path): {parameter name: stored key}}; dtypes: {stored key: safetensors dtype};
-    metadata: the safetensors metadata; read_tensor(stored key) reads one (small) tensor.
+    params: {layer (stored module path, `prefix` stripped): {parameter name: stored key}}; dtypes: {stored key:
+    safetensors dtype}; metadata: the safetensors metadata; read_tensor(stored key) reads one (small) tensor. The
+    configs are returned as layers and each stored `comfy_quant` is dropped: the caller writes one per layer.
     """
-    renamed = {}
+    renamed = {p["comfy_quant"]: None for p in params.values() if "comfy_quant" in p}
     table = metadata.get("_quantization_metadata") if metadata else None
     if table is not None:
-        layers = _metadata_layers(table)
+        layers = {layer[len(prefix):] if layer.startswith(prefix) else layer: conf
+                  for layer, conf in _metadata_layers(table).items()}
     else:
-        layers = {layer: _layer_conf(p["comfy_quant"], read_tensor) for layer, p in params.items() if "comfy_quant" in p}
+        layers = {layer: _layer_conf(p["comfy_quant"], read_tensor)
+                  for layer, p in params.items() if "comfy_quant" in p}
     scaled = {layer: p for layer, p in params.items() if any(k in p for k in OLD_SCALES)}
     if scaled and layers:
-        raise QuantizationProblem(f"mixes scaled-fp8 scale_weight tensors ({_names(list(scaled))}) with ComfyUI's "
+        raise QuantizationProblem(f"mixes scaled-fp8 scale_weight tensors ({listed(list(scaled))}) with ComfyUI's "
                                   "per-layer quantization metadata: one file holds one kind")
     if scaled or MARKER in dtypes:
         layers = _scaled_fp8_layers(params, dtypes, scaled, read_tensor)
@@ -85,12 +88,14 @@ def _scaled_fp8_layers(params, dtypes, scaled, read_tensor):
             if dtype not in FP8_DTYPES:
                 raise QuantizationProblem(f"{p['scale_weight']} scales a weight stored as {dtype}, not fp8")
             # ComfyUI writes float8_e4m3fn for every scaled layer; the stored dtype says which fp8 it is.
-            layers[layer] = {"format": FP8_DTYPES[dtype], **({"full_precision_matrix_mult": True} if full_precision else {})}
+            layers[layer] = {"format": FP8_DTYPES[dtype]}
+            if full_precision:
+                layers[layer]["full_precision_matrix_mult"] = True
         elif dtype in FP8_DTYPES:
             unscaled.append(p["weight"])
     if unscaled:
         raise QuantizationProblem(f"is a scaled fp8 file, but {len(unscaled)} fp8 weights have no scale_weight "
-                                  f"({_names(unscaled)}): the file is incomplete")
+                                  f"({listed(unscaled)}): the file is incomplete")
     return layers
 
 
@@ -118,6 +123,7 @@ def _checked(layer, conf):
     return conf
 
 
-def _names(keys):
+def listed(keys):
+    """The first few names, and how many more."""
     shown = ", ".join(keys[:LISTED])
     return shown + (f" and {len(keys) - LISTED} more" if len(keys) > LISTED else "")

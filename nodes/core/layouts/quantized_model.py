@@ -57,6 +57,8 @@ def fill_modules(model, checkpoint, check_interrupt=None):
                 _load_module(model.get_submodule(name), name, pending.pop(name))
             if check_interrupt is not None:
                 check_interrupt()
+    if pending:
+        raise ValueError(f"modules {', '.join(sorted(pending))} did not receive all their tensors")
     return model
 
 
