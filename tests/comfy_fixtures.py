@@ -99,11 +99,16 @@ def write_layout_loras(loras):
 
 
 def write_layout_dits(dit, sd):
-    """The golden DiT in Kijai's WanVideoWrapper layout, plain and as Kijai's scaled fp8."""
+    """The golden DiT in Kijai's WanVideoWrapper layout, plain and as Kijai's scaled fp8, and two broken ones: half
+    Kijai's names and half the native ones, a scaled file that lost its scales."""
     from layout_writers import block_linear_weights, convert_checkpoint, save, scaled_fp8
     wan = convert_checkpoint(sd, "wanvideo")
     save(wan, dit / "LongCat_tiny_comfy_fp32.safetensors")
-    save(scaled_fp8(wan, block_linear_weights(wan)), dit / "LongCat_tiny_comfy_fp8_e4m3fn_scaled_KJ.safetensors")
+    scaled = scaled_fp8(wan, block_linear_weights(wan))
+    save(scaled, dit / "LongCat_tiny_comfy_fp8_e4m3fn_scaled_KJ.safetensors")
+    half = {k: v for k, v in wan.items() if k.startswith("blocks.0.")}
+    save({**half, **{k: v for k, v in sd.items() if not k.startswith("blocks.0.")}}, dit / "half_kijai.safetensors")
+    save({k: v for k, v in scaled.items() if not k.endswith("scale_weight")}, dit / "scaled_without_scales.safetensors")
 
 
 def populate_models(server):

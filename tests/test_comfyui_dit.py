@@ -75,7 +75,9 @@ def test_kijai_checkpoints_sample_like_the_reference_file(comfy_server):
     assert "WanVideoWrapper / Kijai" in comfy_server.log_text() and "float8_e4m3fn" in comfy_server.log_text()
 
 
-@pytest.mark.parametrize("name,problem", [("broken_truncated.safetensors", "truncated"),
+@pytest.mark.parametrize("name,problem", [("half_kijai.safetensors", "mixes two layouts"),
+                                          ("scaled_without_scales.safetensors", "holds no scale_weight"),
+                                          ("broken_truncated.safetensors", "truncated"),
                                           ("missing_block.safetensors", "blocks.1.attn.proj.weight")])
 def test_broken_checkpoint_is_a_node_error(comfy_server, name, problem):
     events, _ = comfy_server.run(t2v_prompt(name, prefix="broken"))
