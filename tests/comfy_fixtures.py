@@ -1,4 +1,5 @@
 """Session fixtures: one real ComfyUI server with this pack installed and tiny model files of every kind."""
+import json
 import os
 import shutil
 import warnings
@@ -8,11 +9,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from comfy_inprocess import import_comfyui
+from longcat_pack.nodes.core.checkpoint import INDEX_NAME
 from longcat_pack.nodes.core.demo_files import write_demo_text_embeddings
 from longcat_pack.nodes.cli.comfyui_checkout import comfyui_version, find_comfyui
 from longcat_pack.nodes.cli.headless import ComfyServer
 from conftest import GOLDEN
-from test_checkpoint import write_sharded
+from test_checkpoint import SHARD, write_sharded
 
 
 FOUND_COMFYUI = find_comfyui()
@@ -131,6 +133,38 @@ def populate_models(server):
     emb.mkdir(parents=True, exist_ok=True)
     write_demo_text_embeddings(emb / "tiny_prompt.safetensors", tokens=7, seed=1)
     write_demo_text_embeddings(emb / "tiny_negative.safetensors", tokens=3, seed=2)
+    write_hostile_files(server, sd)
+
+
+def write_hostile_files(server, dit_weights):
+    """The adversarial probe's files: malformed LoRAs, headers near and past the route's bounds, and a link, a
+    linked folder and a shard index that each lead outside the model folders (to real, loadable files)."""
+    from lora_writers import MALFORMED_LORAS, write_many_modules, write_malformed_lora
+    from longcat_pack.nodes.core.lora_files import MAX_LORA_HEADER_BYTES, MAX_LORA_TENSORS
+    loras, dit, emb = server.models("loras"), server.models("diffusion_models"), server.models("text_embeddings")
+    outside = server.base / "outside_models"
+    outside.mkdir(exist_ok=True)
+    (loras / "malformed").mkdir(exist_ok=True)
+    for name in MALFORMED_LORAS:
+        write_malformed_lora(loras / "malformed" / name)
+    (loras / "huge").mkdir(exist_ok=True)
+    write_many_modules(loras / "huge" / "near_the_bound.safetensors", (MAX_LORA_TENSORS - 1) // 3)
+    write_many_modules(loras / "huge" / "too_many_tensors.safetensors", MAX_LORA_TENSORS // 3 + 1)
+    (loras / "huge" / "header_too_large.safetensors").write_bytes(
+        (MAX_LORA_HEADER_BYTES + 1).to_bytes(8, "little") + b"{" + b" " * 1024)
+
+    write_sharded(outside / "sharded_elsewhere", dit_weights)
+    (dit / "linked_outside_folder").symlink_to(outside / "sharded_elsewhere", target_is_directory=True)
+    shutil.copy(GOLDEN / "tiny_dit.safetensors", outside / "dit_elsewhere.safetensors")
+    (dit / "linked_outside_dit.safetensors").symlink_to(outside / "dit_elsewhere.safetensors")
+    escaping = write_sharded(dit / "escaping_shards", dit_weights)
+    (escaping / SHARD.format(3)).rename(server.base / "models" / "escaped_shard.safetensors")
+    index = json.loads((escaping / INDEX_NAME).read_text())
+    index["weight_map"] = {k: ("../../escaped_shard.safetensors" if v == SHARD.format(3) else v)
+                           for k, v in index["weight_map"].items()}
+    (escaping / INDEX_NAME).write_text(json.dumps(index))
+    write_demo_text_embeddings(outside / "prompt_elsewhere.safetensors", tokens=7, seed=1)
+    (emb / "linked_outside_prompt.safetensors").symlink_to(outside / "prompt_elsewhere.safetensors")
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """Writers of small synthetic LoRA files in the exact on-disk key layouts of each supported format."""
 import json
+import re
 import struct
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 OFFICIAL_PREFIX = "lora___lorahyphen___"
 
@@ -95,3 +96,61 @@ def dense_delta(factors_by_rows, out_features, in_features):
     for (start, end), up, down, scale in factors_by_rows:
         delta[start:end] += scale * up.double() @ down.double()
     return delta
+
+
+def write_raw_safetensors(path, header, data=b"\0" * 64):
+    """A file with exactly this header (a dict written as JSON, or raw bytes) and data section: for headers that
+    no safetensors writer would produce."""
+    raw = json.dumps(header).encode() if isinstance(header, dict) else header
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+def _official_qkv(**down_changes):
+    stem = official_stem("blocks.7.attn.qkv")
+    return {f"{stem}.lora_down.weight": {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 32], **down_changes},
+            f"{stem}.lora_up.weight": {"dtype": "F32", "shape": [4, 2], "data_offsets": [32, 64]}}
+
+
+def _empty_alpha_scale(path):
+    g = torch.Generator().manual_seed(8)
+    write_official(path, {"blocks.0.ffn.w1": (*random_factor(256, 256, 4, g), 0.5)})
+    sd = {k: v for k, v in load_file(str(path)).items()}
+    sd[official_stem("blocks.0.ffn.w1") + ".alpha_scale"] = torch.zeros(0)
+    _save(sd, path)
+
+
+_QKV_DOWN = re.escape(official_stem("blocks.7.attn.qkv") + ".lora_down.weight")
+# The malformed files of the adversarial probe: name -> (writer, what the error must say after "<name>: ").
+MALFORMED_LORAS = {
+    "string_shape.safetensors": (lambda p: write_raw_safetensors(p, _official_qkv(shape="2,4")),
+                                 rf"tensor blocks\.7\.attn\.qkv\.lora_down\.weight \({_QKV_DOWN}\) has a shape that is "
+                                 "not a list of non-negative integers"),
+    "string_offsets.safetensors": (lambda p: write_raw_safetensors(p, _official_qkv(data_offsets=["0", "32"])),
+                                   rf"tensor blocks\.7\.attn\.qkv\.lora_down\.weight \({_QKV_DOWN}\) has data_offsets "
+                                   "that are not two non-negative integers"),
+    "deeply_nested.safetensors": (
+        lambda p: write_raw_safetensors(p, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        "its header is nested too deeply"),
+    "empty_alpha_scale.safetensors": (
+        _empty_alpha_scale, r"module blocks\.0\.ffn\.w1: alpha_scale \(lora___.*\) must hold one value, it holds 0"),
+    "rank0_kohya.safetensors": (
+        lambda p: write_kohya(p, {"blocks.0.attn.proj": (torch.zeros(0, 256), torch.zeros(256, 0), 4.0)}),
+        r"module blocks\.0\.attn\.proj: rank 0"),
+}
+
+
+def write_malformed_lora(path):
+    MALFORMED_LORAS[path.name][0](path)
+    return path
+
+
+def write_many_modules(path, modules):
+    """A valid official-format header of `modules` tiny modules (3 tensors each): work for the header reader."""
+    header, offset = {}, 0
+    for i in range(modules):
+        stem = official_stem(f"blocks.{i}.attn.proj")
+        for suffix, shape in ((".lora_down.weight", [1, 1]), (".lora_up.weight", [1, 1]), (".alpha_scale", [])):
+            header[stem + suffix] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4]}
+            offset += 4
+    return write_raw_safetensors(path, header, struct.pack("<f", 0.5) * (offset // 4))

@@ -225,3 +225,75 @@ def test_not_a_longcat_dit(tmp_path):
     path = tmp_path / "sd15.safetensors"
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3)}, path)
     expect_error(path, "not a LongCat-Video DiT")
+
+
+def move_shard_outside(sharded, entry_for):
+    """Move shard 3 out of the folder and point its index entries at it with `entry_for(outside path)`."""
+    outside = sharded.parent / "outside.safetensors"
+    (sharded / SHARD.format(3)).rename(outside)
+    index = json.loads((sharded / INDEX_NAME).read_text())
+    index["weight_map"] = {k: (entry_for(outside) if v == SHARD.format(3) else v)
+                           for k, v in index["weight_map"].items()}
+    (sharded / INDEX_NAME).write_text(json.dumps(index))
+    return outside
+
+
+@pytest.mark.parametrize("entry_for", [lambda outside: "../outside.safetensors", lambda outside: str(outside),
+                                       lambda outside: "sub/../../outside.safetensors"],
+                         ids=["relative", "absolute", "normalised"])
+def test_index_entry_outside_its_folder(sharded, entry_for):
+    """An index naming a shard outside its own folder is refused, naming the index and the entry."""
+    outside = move_shard_outside(sharded, entry_for)
+    err = expect_error(sharded, "outside the folder of the index", names=sharded / INDEX_NAME)
+    assert entry_for(outside) in str(err)
+
+
+def test_shard_linked_from_outside_its_folder(sharded):
+    outside = move_shard_outside(sharded, lambda outside: SHARD.format(3))
+    (sharded / SHARD.format(3)).symlink_to(outside)
+    err = expect_error(sharded, "outside the folder of the index", names=sharded / INDEX_NAME)
+    assert SHARD.format(3) in str(err)
+
+
+def test_shards_in_a_subfolder_and_links_inside_the_folder_are_fine(sharded, weights):
+    (sharded / "part").mkdir()
+    (sharded / SHARD.format(3)).rename(sharded / "part" / SHARD.format(3))
+    (sharded / SHARD.format(2)).rename(sharded / "part" / "real2.safetensors")
+    (sharded / SHARD.format(2)).symlink_to(sharded / "part" / "real2.safetensors")
+    index = json.loads((sharded / INDEX_NAME).read_text())
+    index["weight_map"] = {k: (f"part/{v}" if v == SHARD.format(3) else v) for k, v in index["weight_map"].items()}
+    (sharded / INDEX_NAME).write_text(json.dumps(index))
+    assert_same(read_all(sharded), weights)
+
+
+def test_index_linked_from_outside_the_folder(sharded, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (sharded / INDEX_NAME).rename(elsewhere / INDEX_NAME)
+    (sharded / INDEX_NAME).symlink_to(elsewhere / INDEX_NAME)
+    expect_error(sharded, "outside the checkpoint folder", names=sharded / INDEX_NAME)
+
+
+@pytest.mark.parametrize("weight_map,problem", [
+    ({"blocks.0.ffn.w1.weight": 5}, "'blocks.0.ffn.w1.weight' names 5, not a shard file name"),
+    ({"blocks.0.ffn.w1.weight": ""}, "'blocks.0.ffn.w1.weight' names '', not a shard file name"),
+    ({"blocks.0.ffn.w1.weight": "a\u0000b.safetensors"}, "not a shard file name"),
+    ({"blocks.0.ffn.w1.weight": ["x.safetensors"]}, "not a shard file name"),
+])
+def test_index_entry_that_is_not_a_file_name(sharded, weight_map, problem):
+    index = json.loads((sharded / INDEX_NAME).read_text())
+    index["weight_map"].update(weight_map)
+    (sharded / INDEX_NAME).write_text(json.dumps(index))
+    expect_error(sharded, problem, names=sharded / INDEX_NAME)
+
+
+def test_index_nested_too_deeply(sharded):
+    (sharded / INDEX_NAME).write_text('{"weight_map": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    expect_error(sharded, "not a valid safetensors index", names=sharded / INDEX_NAME)
+
+
+def test_single_file_of_a_folder_linked_from_outside(tmp_path, single):
+    folder = tmp_path / "dit"
+    folder.mkdir()
+    (folder / "model.safetensors").symlink_to(single)
+    expect_error(folder, "outside the checkpoint folder", names=folder / "model.safetensors")

@@ -75,11 +75,18 @@ def test_kijai_checkpoints_sample_like_the_reference_file(comfy_server):
     assert "WanVideoWrapper / Kijai" in comfy_server.log_text() and "float8_e4m3fn" in comfy_server.log_text()
 
 
-@pytest.mark.parametrize("name,problem", [("half_kijai.safetensors", "mixes two layouts"),
-                                          ("scaled_without_scales.safetensors", "holds no scale_weight"),
-                                          ("broken_truncated.safetensors", "truncated"),
-                                          ("missing_block.safetensors", "blocks.1.attn.proj.weight")])
+@pytest.mark.parametrize("name,problem", [
+    ("half_kijai.safetensors", "mixes two layouts"),
+    ("scaled_without_scales.safetensors", "holds no scale_weight"),
+    ("broken_truncated.safetensors", "truncated"),
+    ("missing_block.safetensors", "blocks.1.attn.proj.weight"),
+    ("escaping_shards/", "names '../../escaped_shard.safetensors', which lies outside the folder of the index"),
+    ("linked_outside_folder/", "links to a folder outside the diffusion_models folders"),
+    ("linked_outside_dit.safetensors", "links to a file outside the diffusion_models folders"),
+])
 def test_broken_checkpoint_is_a_node_error(comfy_server, name, problem):
+    """Broken files, and names, links or shard indexes that lead outside the diffusion_models folders (to files
+    that would load): a node error naming the file, and the next prompt runs."""
     events, _ = comfy_server.run(t2v_prompt(name, prefix="broken"))
     error = [e for e in events if e["type"] == "execution_error"]
     assert error, events
@@ -94,3 +101,13 @@ def test_unknown_checkpoint_name_is_rejected(comfy_server):
     with pytest.raises(PromptRejected) as info:
         comfy_server.run(t2v_prompt("nowhere.safetensors"))
     assert "LongCatDiTLoader" in str(info.value) or "dit_name" in str(info.value)
+
+
+def test_text_embeddings_linked_from_outside_are_a_node_error(comfy_server):
+    prompt = t2v_prompt("longcat_tiny.safetensors", prefix="outside_prompt")
+    prompt["2"]["inputs"]["embeddings_name"] = "linked_outside_prompt.safetensors"
+    events, _ = comfy_server.run(prompt)
+    error = [e for e in events if e["type"] == "execution_error"]
+    assert error and error[0]["data"]["node_type"] == "LongCatTextEmbeddingsLoader", events[-3:]
+    assert "'linked_outside_prompt.safetensors': links to a file outside the text_embeddings folders" in \
+        error[0]["data"]["exception_message"]

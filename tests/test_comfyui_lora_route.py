@@ -1,8 +1,17 @@
-"""Against a real ComfyUI server: /longcat/lora_info for every format and for bad names, and a prompt with a bad
-LoRA that fails as a node error naming the file while the server stays up."""
+"""Against a real ComfyUI server: /longcat/lora_info for every format, for bad names, malformed files and files past
+its bounds (a clear 4xx, never a 500), without stalling the server; and a prompt with a bad LoRA that fails as a
+node error naming the file while the server stays up."""
+import os
+import re
+import statistics
+import threading
+import time
+
 import pytest
 import torch
 
+from longcat_pack.nodes.core.lora_files import MAX_LORA_HEADER_BYTES, MAX_LORA_TENSORS
+from lora_writers import MALFORMED_LORAS
 from test_comfyui_dit import saved_latent, t2v_prompt
 
 
@@ -111,3 +120,59 @@ def test_layout_loras_run_through_the_node_and_report_what_they_skip(comfy_serve
             assert any("WanVideoWrapper / Kijai" in t and "skipped 1 keys of the text encoder" in t for t in texts), texts
     torch.testing.assert_close(latents["kijai"], latents["official"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(latents["kijai_te"], latents["official"], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_LORAS))
+def test_malformed_files_are_a_clear_4xx(comfy_server, name):
+    status, body = comfy_server.get_status(f"/longcat/lora_info?name=malformed/{name}")
+    assert status == 422 and re.match(f"{re.escape(name)}: .*{MALFORMED_LORAS[name][1]}", body["error"]), (status, body)
+    assert comfy_server.alive()
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_LORAS))
+def test_malformed_files_are_a_node_error(comfy_server, name):
+    events, _ = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", prefix="malformed",
+                                            loras=[(f"malformed/{name}", 0.5)]))
+    errors = [e for e in events if e["type"] == "execution_error"]
+    assert errors and errors[0]["data"]["node_type"] == "LongCatLoraLoader", events[-3:]
+    assert errors[0]["data"]["exception_type"].endswith("ModelFileError"), errors[0]["data"]
+    assert re.match(f"{re.escape(name)}: .*{MALFORMED_LORAS[name][1]}", errors[0]["data"]["exception_message"])
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("too_many_tensors.safetensors",
+     f"lists {MAX_LORA_TENSORS // 3 * 3 + 3} tensors, more than the {MAX_LORA_TENSORS} allowed"),
+    ("header_too_large.safetensors",
+     f"header is {MAX_LORA_HEADER_BYTES + 1} bytes, more than the {MAX_LORA_HEADER_BYTES}"),
+])
+def test_files_past_the_bounds_are_a_clear_4xx(comfy_server, name, problem):
+    status, body = comfy_server.get_status(f"/longcat/lora_info?name=huge/{name}")
+    assert status == 422 and body["error"].startswith(f"{name}: ") and problem in body["error"], (status, body)
+
+
+def test_a_large_header_never_stalls_the_server(comfy_server):
+    """While the route reads a header near its bounds, /system_stats keeps answering: several small requests complete
+    before the large one does, in a fraction of its time. (Parsed on the event loop, at most the one or two sent
+    before the parse began could: the others wait for the whole parse.)"""
+    name = "huge/near_the_bound.safetensors"
+    os.utime(comfy_server.models("loras") / name)  # a new mtime: not answered from the cache
+    big = {}
+
+    def query_big():
+        big["status"], big["body"] = comfy_server.get_status(f"/longcat/lora_info?name={name}")
+        big["done"] = time.perf_counter()
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=query_big)
+    thread.start()
+    small = []
+    while thread.is_alive():
+        sent = time.perf_counter()
+        status, _ = comfy_server.get_status("/system_stats")
+        small.append((sent, time.perf_counter(), status))
+    thread.join()
+    assert big["status"] == 200 and big["body"]["targets"] == (MAX_LORA_TENSORS - 1) // 3, big
+    big_time = big["done"] - started
+    answered_first = [(sent, done) for sent, done, status in small if status == 200 and done < big["done"]]
+    assert len(answered_first) >= 5, (big_time, small[:10])
+    assert statistics.median(done - sent for sent, done in answered_first) < big_time / 4, (big_time, answered_first)

@@ -198,12 +198,30 @@ def test_inspecting_a_full_size_file_reads_only_the_alpha_scalars(tmp_path, monk
     assert os.path.getsize(path) > 2.5e9
     asked = []
     real_load = lora_files.load_tensors
-    monkeypatch.setattr(lora_files, "load_tensors", lambda p, names=None: asked.append(names) or real_load(p, names))
+    monkeypatch.setattr(lora_files, "load_tensors",
+                        lambda p, names=None, **kwargs: asked.append(names) or real_load(p, names, **kwargs))
     info = inspect_lora(path)
     assert (info.format, info.ranks, info.default_strength) == ("longcat", [128], 0.5)
     assert info.factor_count == 48 * (3 + 1 + 1 + 2 + 1 + 1 + 1)
     assert len(asked) == 1 and len(asked[0]) == len(shapes)
     assert all(name.endswith(".alpha_scale") for name in asked[0])
+
+
+def test_each_reading_parses_the_header_once(golden_dir, monkeypatch):
+    """The header is the reader's main cost (and holds the interpreter lock): once per inspection or read."""
+    from longcat_pack.nodes.core import safetensors_file
+    calls = []
+    real = safetensors_file.read_safetensors_header
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(safetensors_file, "read_safetensors_header", counted)
+    monkeypatch.setattr(lora_files, "read_safetensors_header", counted)
+    inspect_lora(golden_dir / "lora_distill.safetensors")
+    read_lora(golden_dir / "lora_distill.safetensors")
+    assert len(calls) == 2
 
 
 def test_no_match_at_all_is_an_error(tmp_path, model_shapes):

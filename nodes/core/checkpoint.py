@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from safetensors import safe_open
 
+from .confined_paths import resolve_inside
 from .dit import LongCatDiT
 from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_checkpoint
 from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
@@ -170,12 +171,12 @@ def _shard_files(path):
     if os.path.isdir(path):
         index = os.path.join(path, INDEX_NAME)
         if os.path.isfile(index):
-            return _index_shards(index)
+            return _index_shards(_inside_folder(path, index))
         found = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
         if len(found) != 1:
             problem = "holds no .safetensors file" if not found else f"holds {len(found)} .safetensors files"
             raise CheckpointError(path, f"{problem} and no {INDEX_NAME}")
-        return [(os.path.join(path, found[0]), [])]
+        return [(_inside_folder(path, os.path.join(path, found[0])), [])]
     if path.endswith(".index.json"):
         return _index_shards(path)
     return [(path, [])]
@@ -187,16 +188,34 @@ def _index_shards(index):
             weight_map = json.load(f)["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError):
         raise CheckpointError(index, "not a valid safetensors index (JSON with a 'weight_map' object)") from None
     folder = os.path.dirname(index)
     by_file = {}
     for key, file in weight_map.items():
-        by_file.setdefault(os.path.join(folder, file), []).append(key)
+        by_file.setdefault(_shard_path(index, folder, key, file), []).append(key)
     absent = [os.path.basename(f) for f in by_file if not os.path.isfile(f)]
     if absent:
         raise CheckpointError(index, f"names shard files that are missing: {', '.join(absent)}")
     return list(by_file.items())
+
+
+def _shard_path(index, folder, key, entry):
+    """A weight_map entry is a file name relative to the index's folder that stays inside it after symlinks."""
+    if not isinstance(entry, str) or not entry or "\0" in entry:
+        raise CheckpointError(index, f"weight_map entry '{key:.200}' names {entry!r:.80}, not a shard file name")
+    path = os.path.join(folder, entry)
+    if resolve_inside(path, [folder]) is None:
+        raise CheckpointError(index, f"weight_map entry '{key:.200}' names '{entry:.200}', which lies outside the "
+                                     "folder of the index; shards must be files inside that folder")
+    return path
+
+
+def _inside_folder(folder, file):
+    """A file found in a checkpoint folder, refused when a link leads it outside that folder."""
+    if resolve_inside(file, [folder]) is None:
+        raise CheckpointError(file, "links to a file outside the checkpoint folder")
+    return file
 
 
 def _folder_config(path):
@@ -205,6 +224,8 @@ def _folder_config(path):
     config = os.path.join(folder, CONFIG_NAME) if folder else None
     if config is None or not os.path.isfile(config):
         return None
+    if resolve_inside(config, [folder]) is None:
+        raise CheckpointError(config, "links to a file outside the checkpoint folder")
     try:
         with open(config, encoding="utf-8") as f:
             data = json.load(f)

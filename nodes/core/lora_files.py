@@ -12,6 +12,7 @@ module name, factors (row slice, down, up, alpha/rank). The headers are parsed f
 `inspect_lora` answers without reading the big matrices.
 """
 import json
+import math
 import os
 import re
 from collections import Counter
@@ -19,12 +20,18 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .confined_paths import resolve_inside
 from .layouts.lora_layouts import common_layout, layouts_naming, other_component, strip_prefix
 from .layouts.module_names import BLOCK_LINEARS, GLOBAL_LINEARS
 from .safetensors_file import ModelFileError, load_tensors, read_safetensors_header, PICKLE_SUFFIXES
 
 OFFICIAL_PREFIX = "lora___lorahyphen___"
 OFFICIAL_DOT = "___lorahyphen___"
+# Bounds on the work one LoRA file can cause: the official files hold 1,152 and 1,543 tensors (about 300 KB of header),
+# a LoRA on every linear of all 48 blocks with split q/k/v about 1,750. Parsing JSON holds Python's interpreter lock,
+# so the header size bounds how long any other thread (the server's event loop) can wait on it.
+MAX_LORA_TENSORS = 10_000
+MAX_LORA_HEADER_BYTES = 4 * 1024 * 1024
 
 # Split LoRAs onto fused weights: alias -> (fused module, slice index, number of slices).
 SPLIT_ALIASES = {
@@ -102,6 +109,23 @@ class _Group:
 def official_stem(module):
     """The key stem the official LongCat files use for a native module name (native_module_name reverses it)."""
     return OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
+
+
+def readable_key(key):
+    """An official key as the module path it encodes, the raw key in parentheses
+    (`blocks.7.attn.qkv.lora_down.weight (lora___lorahyphen___blocks...)`); other keys as they are."""
+    if not key.startswith(OFFICIAL_PREFIX):
+        return key
+    return f"{key[len(OFFICIAL_PREFIX):].replace(OFFICIAL_DOT, '.')} ({key})"
+
+
+def _key_of_module(module, key):
+    """A key in a message that already names its module: the official key's part after the module, raw key in
+    parentheses (`lora_up.weight (lora___lorahyphen___...)`); other keys as they are."""
+    readable = readable_key(key)
+    if readable != key and readable.startswith(module + "."):
+        return readable[len(module) + 1:]
+    return readable
 
 
 def native_module_name(raw):
@@ -185,16 +209,40 @@ def _key_style(key):
 
 
 def _read_adapter_config(path):
-    """PEFT's adapter_config.json beside the file gives lora_alpha (and per-module alpha_pattern)."""
-    config_path = os.path.join(os.path.dirname(path), "adapter_config.json")
+    """PEFT's adapter_config.json beside the file gives lora_alpha (and per-module alpha_pattern); it must be a file
+    of the LoRA's own folder, not a link to one elsewhere."""
+    folder = os.path.dirname(path)
+    config_path = os.path.join(folder, "adapter_config.json")
     if not os.path.isfile(config_path):
         return None
+    if resolve_inside(config_path, [folder]) is None:
+        raise ModelFileError(config_path, "links to a file outside the LoRA's folder; copy it beside the LoRA instead")
     try:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelFileError(config_path, f"unreadable adapter_config.json ({e})") from e
+    except RecursionError:
+        raise ModelFileError(config_path, "unreadable adapter_config.json (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelFileError(config_path, f"unreadable adapter_config.json ({e})") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(config_path, "not a JSON object")
+    if "lora_alpha" in config and _finite_number(config["lora_alpha"]) is None:
+        raise ModelFileError(config_path, f"lora_alpha must be a number, got {config['lora_alpha']!r:.40}")
+    patterns = config.get("alpha_pattern") or {}
+    if not isinstance(patterns, dict) or any(_finite_number(v) is None for v in patterns.values()):
+        raise ModelFileError(config_path, "alpha_pattern must map module names to numbers")
     return config
+
+
+def _finite_number(value):
+    """float(value) for a finite JSON number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _file_listing(path):
@@ -203,7 +251,7 @@ def _file_listing(path):
         tensors = load_tensors(path)
         return ({k: tuple(v.shape) for k, v in tensors.items()},
                 {k: str(v.dtype).replace("torch.", "") for k, v in tensors.items()}, tensors)
-    header, _ = read_safetensors_header(path)
+    header, _ = read_safetensors_header(path, MAX_LORA_HEADER_BYTES, MAX_LORA_TENSORS, key_label=readable_key)
     return ({k: tuple(v["shape"]) for k, v in header.items()},
             {k: v["dtype"].lower() for k, v in header.items()}, None)
 
@@ -222,7 +270,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
         raise ModelFileError(path, str(e)) from None
     if not groups:
         raise ModelFileError(path, f"no LongCat-Video LoRA keys found (is it a LoRA for another model? "
-                                   f"first keys: {', '.join(sorted(shapes)[:3])})")
+                                   f"first keys: {', '.join(readable_key(k) for k in sorted(shapes)[:3])})")
     layout, skipped = _checked_layout(path, groups, unmatched, layouts)
     if model_shapes is not None:
         absent = sorted(m for m in groups if split_target(m)[0] + ".weight" not in model_shapes)
@@ -234,7 +282,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
                                        f"({', '.join(absent[:5])}): a LoRA for another model size? It is not applied "
                                        "in part")
     scalar_keys = [k for g in groups.values() for k in (g.alpha_scale, g.alpha) if k]
-    tensors = preloaded if preloaded is not None else load_tensors(path, scalar_keys)
+    tensors = preloaded if preloaded is not None else load_tensors(path, scalar_keys, header_checked=True)
     adapter_config = _read_adapter_config(path) if styles.get("peft") else None
 
     ratios, ranks, targets, factor_count = {}, set(), {}, 0
@@ -250,7 +298,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
         factor_count += pieces
     if with_tensors:
         needed = [k for g in groups.values() for k in (g.down, g.up, g.diff, *g.up_blocks.values()) if k]
-        tensors = preloaded if preloaded is not None else load_tensors(path, needed)
+        tensors = preloaded if preloaded is not None else load_tensors(path, needed, header_checked=True)
         for module, g in groups.items():
             targets.setdefault(split_target(module)[0], []).extend(_factors(path, module, g, tensors, ratios[module]))
         if model_shapes is not None:
@@ -295,7 +343,7 @@ def _checked_layout(path, groups, unmatched, layouts):
             unknown.append(key)
     if unknown:
         raise ModelFileError(path, f"{len(unknown)} keys match no LoRA target of the LongCat DiT in any layout "
-                                   f"({', '.join(sorted(unknown)[:5])}): the file is not applied in part")
+                                   f"({', '.join(readable_key(k) for k in sorted(unknown)[:5])}): the file is not applied in part")
     layout = common_layout(layouts)
     if layout is None:
         examples = {}
@@ -336,12 +384,15 @@ def _check_group(path, module, g, shapes):
     if down[0] % len(ups):
         raise ModelFileError(path, f"module {module}: down has {down[0]} rows, not divisible by {len(ups)} up blocks")
     rank = down[0] // len(ups)
+    if rank == 0:
+        raise ModelFileError(path, f"module {module}: rank 0 (down is {list(down)}): it holds no LoRA factors")
     for u in ups:
         if u[1] != rank:
             raise ModelFileError(path, f"module {module}: rank mismatch, down has rank {rank} but up is {list(u)}")
     for key in (g.alpha_scale, g.alpha):
-        if key and len(shapes[key]) > 1:
-            raise ModelFileError(path, f"module {module}: {key} is not a scalar")
+        if key and math.prod(shapes[key]) != 1:
+            raise ModelFileError(path, f"module {module}: {_key_of_module(module, key)} must hold one value, it holds "
+                                       f"{math.prod(shapes[key])} (shape {list(shapes[key])})")
 
 
 def _alpha_over_rank(path, module, g, rank, tensors, adapter_config):
@@ -352,7 +403,7 @@ def _alpha_over_rank(path, module, g, rank, tensors, adapter_config):
     elif adapter_config and "lora_alpha" in adapter_config:
         patterns = adapter_config.get("alpha_pattern") or {}
         alpha = patterns.get(g.raw, patterns.get(module, adapter_config["lora_alpha"]))
-        value = float(alpha) / rank
+        value = _finite_number(alpha) / rank
     else:
         value = 1.0  # no alpha anywhere: alpha = rank
     if value != value or value in (float("inf"), float("-inf")):
@@ -377,9 +428,9 @@ def _factors(path, module, g, tensors, ratio):
     for key in (g.down, *up_keys):
         t = tensors[key]
         if not t.is_floating_point():
-            raise ModelFileError(path, f"module {module}: {key} is not a float tensor")
+            raise ModelFileError(path, f"module {module}: {_key_of_module(module, key)} is not a float tensor")
         if not torch.isfinite(t).all():
-            raise ModelFileError(path, f"module {module}: {key} contains NaN or Inf values")
+            raise ModelFileError(path, f"module {module}: {_key_of_module(module, key)} contains NaN or Inf values")
     rank = down.shape[0] // len(up_keys)
     fused, index, count = split_target(module)
     factors = []

@@ -3,17 +3,22 @@ from collections import OrderedDict
 
 
 class LruCache(OrderedDict):
-    """Holds the `size` most recently used values; `get_or_build` builds what is missing."""
+    """Holds the `size` most recently used values; `get_or_build` builds what is missing or out of date."""
 
     def __init__(self, size):
         super().__init__()
         self.size = size
 
-    def get_or_build(self, key, build):
-        if key in self:
+    def get_or_build(self, key, build, version=None):
+        """The value for `key`, built when missing or when it was built for another `version` (a file's mtime and
+        size): a changed file replaces its entry, and the stale value is dropped before the new one is built."""
+        entry = self.get(key)
+        if entry is not None and entry[0] == version:
             self.move_to_end(key)
-        else:
-            self[key] = build()
-            while len(self) > self.size:
-                self.popitem(last=False)
-        return self[key]
+            return entry[1]
+        self.pop(key, None)
+        value = build()
+        self[key] = (version, value)
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value

@@ -11,6 +11,8 @@ import folder_paths
 
 from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
 from ..core.checkpoint import CONFIG_NAME, INDEX_NAME, open_dit_checkpoint
+from ..core.confined_paths import resolve_inside
+from .model_names import confined, resolve_model_file
 
 WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp32"]
 log = logging.getLogger("longcat")
@@ -31,10 +33,12 @@ def sharded_folders():
 
 
 def is_transformer_folder(folder, files):
-    if CONFIG_NAME not in files or sum(f.endswith(".safetensors") for f in files) != 1:
+    config = os.path.join(folder, CONFIG_NAME)
+    if CONFIG_NAME not in files or sum(f.endswith(".safetensors") for f in files) != 1 or \
+            resolve_inside(config, [folder]) is None:
         return False
     try:
-        with open(os.path.join(folder, CONFIG_NAME), encoding="utf-8") as f:
+        with open(config, encoding="utf-8") as f:
             return "longcat" in str(json.load(f).get("_class_name", "")).lower()
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return False
@@ -49,10 +53,11 @@ def dit_names():
 
 
 def resolve_dit(name):
+    """The real path of a listed DiT (a sharded folder or a file) inside the diffusion_models folders."""
     folders = sharded_folders()
     if name in folders:
-        return folders[name]
-    return folder_paths.get_full_path_or_raise("diffusion_models", name)
+        return confined("diffusion_models", name, folders[name])
+    return resolve_model_file("diffusion_models", name, "DiT")
 
 
 class LongCatDiTLoader:

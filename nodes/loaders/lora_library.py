@@ -1,54 +1,41 @@
 """LoRA files as the nodes and the info route see them: names resolved only inside ComfyUI's `loras` folders, and
-descriptions cached by path + mtime + size, so re-running a workflow re-reads nothing."""
+descriptions cached per file, replaced when the file changes (mtime or size), so re-running a workflow re-reads
+nothing and touching a file never grows a cache."""
 import os
-
-import folder_paths
 
 from ..core.layouts.lora_layouts import layout_title
 from ..core.lora_files import inspect_lora, read_lora
 from ..core.lru_cache import LruCache
+from ..core.safetensors_file import ModelFileError
+from .model_names import resolve_model_file
 
 CACHE_SIZE = 4  # full descriptions hold the factors in host memory (the two official files: about 5.7 GB fp32)
+INSPECT_CACHE_SIZE = 64  # header-only descriptions: kilobytes each (a foreign file's unmatched-key list more)
 _read_cache = LruCache(CACHE_SIZE)
-_inspect_cache = {}
-
-
-class LoraNameError(ValueError):
-    """A name that does not denote a file inside the loras folders (traversal, absolute, outside link, unknown)."""
+_inspect_cache = LruCache(INSPECT_CACHE_SIZE)  # used by the route's one worker thread
 
 
 def resolve_lora(name):
-    """The real path of `name`, a relative path inside one of the loras folders; LoraNameError otherwise."""
-    if not name or not isinstance(name, str):
-        raise LoraNameError("no LoRA name given")
-    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/"):
-        raise LoraNameError(f"'{name}': only names inside the loras folders are allowed")
-    if name not in folder_paths.get_filename_list("loras"):
-        raise LoraNameError(f"'{name}': no such file in the loras folders")
-    path = folder_paths.get_full_path("loras", name)
-    real = os.path.realpath(path)
-    roots = [os.path.realpath(r) for r in folder_paths.get_folder_paths("loras")]
-    if not any(os.path.commonpath([real, r]) == r for r in roots):
-        raise LoraNameError(f"'{name}': links to a file outside the loras folders")
-    return real
+    """The real path of `name`, a relative path inside one of the loras folders; ModelNameError otherwise."""
+    return resolve_model_file("loras", name, "LoRA")
 
 
-def _file_key(path):
-    stat = os.stat(path)
-    return path, stat.st_mtime_ns, stat.st_size
+def _file_version(path):
+    try:
+        stat = os.stat(path)
+    except OSError as e:
+        raise ModelFileError(path, f"cannot read the file ({e.strerror})") from None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def cached_inspect(path):
-    key = _file_key(path)
-    if key not in _inspect_cache:
-        _inspect_cache[key] = inspect_lora(path)
-    return _inspect_cache[key]
+    return _inspect_cache.get_or_build(path, lambda: inspect_lora(path), version=_file_version(path))
 
 
 def cached_read(path, model_shapes):
     """The full description validated against a model's {weight key: shape}."""
-    key = (_file_key(path), hash(frozenset(model_shapes.items())))
-    return _read_cache.get_or_build(key, lambda: read_lora(path, model_shapes))
+    key = (path, hash(frozenset(model_shapes.items())))
+    return _read_cache.get_or_build(key, lambda: read_lora(path, model_shapes), version=_file_version(path))
 
 
 def lora_info(name):

@@ -12,6 +12,7 @@ import folder_paths
 
 from ..model.comfy_model import TEXT_TOKENS
 from ..core.safetensors_file import ModelFileError, load_tensors
+from .model_names import resolve_model_file
 
 FOLDER = "text_embeddings"
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
@@ -55,5 +56,5 @@ class LongCatTextEmbeddingsLoader:
     DESCRIPTION = "Loads precomputed umT5 text embeddings (padded to 512 rows with zeros) as CONDITIONING."
 
     def load(self, embeddings_name):
-        path = folder_paths.get_full_path_or_raise(FOLDER, embeddings_name)
+        path = resolve_model_file(FOLDER, embeddings_name, "text embeddings")
         return ([[load_text_embeddings(path), {}]],)
