@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from layout_writers import block_linear_weights, comfy_quant_fp8, convert_checkpoint, plain_fp8, save, scaled_fp8
 from test_checkpoint import write_sharded
 from test_comfyui_lora_patching import GOLDEN_STACKS, assert_reproduces, cases, checkpoint, nodes_of, raw_output, \
     with_loras  # noqa: F401  (fixtures)
+from test_comfyui_dynamic_vram import dynamic_vram_on  # noqa: F401  (fixture)
 from test_lora_layouts import KINDS, write as write_lora
 
 DIT_LAYOUTS = {"wanvideo": "layouts/LongCat_tiny_comfy_fp32.safetensors",
@@ -183,3 +183,12 @@ def test_loader_lists_a_diffusers_transformer_folder(comfy_env, files):
     names = sys.modules[comfy_env[0].__name__ + ".nodes.loaders.dit_loader"].dit_names()
     assert DIT_LAYOUTS["fastvideo_folder"] in names
     assert not any(n.startswith(DIT_LAYOUTS["fastvideo_folder"]) and n.endswith(".safetensors") for n in names)
+
+
+def test_quantized_checkpoint_under_dynamic_vram_layers(comfy_env, files, cases, dynamic_vram_on):
+    """With DynamicVRAM's switches on (what ComfyUI 0.33 sets on NVIDIA: lazily created layers, dynamic core
+    patchers), a quantized checkpoint still loads module by module and stays within fp8 tolerance."""
+    meta, tensors = cases
+    reference = raw_output(load(comfy_env, "quant/bf16.safetensors"), meta["a_base"]["inputs"], tensors)
+    out = raw_output(load(comfy_env, "quant/scaled_fp8_KJ.safetensors"), meta["a_base"]["inputs"], tensors)
+    assert relative_distance(out, reference) < QUANT_TOLERANCE["scaled_fp8_KJ"]
