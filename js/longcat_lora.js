@@ -64,9 +64,11 @@ function fitLabel(node, strength) {
   if (node.size[0] < needed) node.setSize([needed, node.size[1]]);
 }
 
-// "WanVideoWrapper / Kijai LoRA; skips 12 text encoder keys": what the file is and what of it is not applied.
+// "WanVideoWrapper / Kijai LoRA; skips 12 text encoder keys": what the file is and what of it is not applied. The
+// official layout with nothing skipped keeps the plain label, so the file name shows in full (the tooltip says).
 function fileLabel(info) {
   const skipped = Object.entries(info.skipped_keys || {}).map(([component, n]) => `${n} ${component} keys`);
+  if (info.layout === "native" && !skipped.length) return undefined;
   return `lora_name (${info.layout_title.split(" (")[0]} LoRA${skipped.length ? `; skips ${skipped.join(", ")}` : ""})`;
 }
 

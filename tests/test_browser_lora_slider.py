@@ -128,6 +128,9 @@ def test_the_node_names_the_files_layout_and_what_it_skips(open_page, comfy_serv
     tooltip = page.evaluate("""(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'strength').tooltip""",
                             node_id)
     assert "WanVideoWrapper / Kijai" in tooltip and "alpha/rank 0.5, rank 8" in tooltip
+    pick_file(page, node_id, "lora_distill.safetensors")  # the official layout: the file name keeps the room
+    page.wait_for_function("""(id) => !app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label""",
+                           arg=node_id, timeout=15_000)
 
 
 def test_saved_workflow_keeps_its_strength(open_page, comfy_server):
