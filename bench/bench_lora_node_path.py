@@ -72,8 +72,8 @@ def main():
     print(f"device: {device_name(device)}; depth {config['depth']}, hidden {config['hidden_size']}, rank {rank}")
     base = LongCatDiTLoader().load("dit.safetensors", "bf16")[0]
     lora = LongCatLoraLoader()
-    distill = lora.apply(base, "distill.safetensors", 0.5, "merge")[0]
-    refine = lora.apply(base, "refine.safetensors", 0.5, "merge")[0]
+    distill = lora.apply(base, "distill.safetensors", 0.5, "merge")["result"][0]
+    refine = lora.apply(base, "refine.safetensors", 0.5, "merge")["result"][0]
 
     def load_time(patcher):
         return timed(lambda: mm.load_models_gpu([patcher]), device, warmup=0)
@@ -101,7 +101,7 @@ def main():
     if args.stock:
         time_stock_switch(mm, base, distill, dirs["loras"], config, load_time, copy)
     if args.step:
-        time_runtime_step(mm, base, lora.apply(base, "distill.safetensors", 0.5, "runtime")[0], config, cuda)
+        time_runtime_step(mm, base, lora.apply(base, "distill.safetensors", 0.5, "runtime")["result"][0], config, cuda)
 
 
 def as_kohya(official_sd, target_shapes):

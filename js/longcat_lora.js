@@ -1,8 +1,9 @@
 // Apply LongCat LoRA: the strength slider starts at the chosen file's alpha/rank.
 // Creating the node or choosing a file sets the default; a loaded workflow keeps its saved strength (ComfyUI
 // restores widget values by assignment, which fires no callback). The slider's label says what the file holds
-// ("alpha/rank 0.5", "not installed", "unreadable: <reason>"), its tooltip the details, and the node's context
-// menu offers a way back to the file's default.
+// ("alpha/rank 0.5", "not installed", "unreadable: <reason>"), its tooltip the details, the file widget's label the
+// layout the file was written in (and the keys of other components it skips), and the node's context menu offers
+// a way back to the file's default.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -45,9 +46,10 @@ async function fetchInfo(name) {
 }
 
 function describe(info) {
-  const ranks = info.ranks.join("/");
+  const ranks = info.ranks.join("/") || "dense";
   const exceptions = Object.keys(info.exceptions || {}).length;
-  return `${info.name}: alpha/rank ${formatNumber(info.default_strength)}, rank ${ranks}, ${info.format} format, ` +
+  return `${info.name}: ${info.layout_title}, alpha/rank ${formatNumber(info.default_strength)}, rank ${ranks}, ` +
+    `${info.format} format, ` +
     `${info.targets} modules` + (exceptions ? ` (${exceptions} with their own alpha/rank, kept in ratio)` : "") +
     `.\n\n${STRENGTH_HELP} Right-click the node to reset it.`;
 }
@@ -62,9 +64,19 @@ function fitLabel(node, strength) {
   if (node.size[0] < needed) node.setSize([needed, node.size[1]]);
 }
 
+// "WanVideoWrapper / Kijai LoRA; skips 12 text encoder keys": what the file is and what of it is not applied. The
+// official layout with nothing skipped keeps the plain label, so the file name shows in full (the tooltip says).
+function fileLabel(info) {
+  const skipped = Object.entries(info.skipped_keys || {}).map(([component, n]) => `${n} ${component} keys`);
+  if (info.layout === "native" && !skipped.length) return undefined;
+  return `lora_name (${info.layout_title.split(" (")[0]} LoRA${skipped.length ? `; skips ${skipped.join(", ")}` : ""})`;
+}
+
 function showInfo(node, result) {
   const strength = widget(node, "strength");
+  const lora = widget(node, "lora_name");
   if (!strength) return;
+  if (lora) lora.label = result.info ? fileLabel(result.info) : undefined;
   node.longcatInfo = result.info || null;
   if (result.info) {
     strength.label = `strength (alpha/rank ${formatNumber(result.info.default_strength)})`;

@@ -144,6 +144,35 @@ def write_other_format_loras(loras):
     outside = loras.parent.parent / "outside_secret.safetensors"
     shutil.copy(GOLDEN / "lora_distill.safetensors", outside)
     (loras / "linked_outside.safetensors").symlink_to(outside)
+    write_layout_loras(loras)
+
+
+def write_layout_loras(loras):
+    """The golden LoRAs as Kijai (WanVideoWrapper), FastVideo and DiffSynth/PEFT write them, and a Kijai one that
+    also carries text-encoder keys."""
+    from layout_writers import official_modules, wanvideo_lora
+    from test_lora_layouts import write
+    for layout in ("wanvideo", "fastvideo", "peft"):
+        for kind in ("distill", "refine"):
+            write(kind, layout, GOLDEN, loras / "layouts" / layout)
+    official = official_modules(GOLDEN / "lora_distill.safetensors")
+    with_te = wanvideo_lora(official, loras / "layouts" / "kijai_with_te.safetensors")
+    sd = load_file(str(with_te))
+    sd["lora_te_encoder_block_0_layer_0_SelfAttention_q.lora_down.weight"] = torch.zeros(4, 256)
+    save_file(sd, str(with_te))
+
+
+def write_layout_dits(dit, sd):
+    """The golden DiT in Kijai's WanVideoWrapper layout, plain and as Kijai's scaled fp8, and two broken ones: half
+    Kijai's names and half the native ones, a scaled file that lost its scales."""
+    from layout_writers import block_linear_weights, convert_checkpoint, save, scaled_fp8
+    wan = convert_checkpoint(sd, "wanvideo")
+    save(wan, dit / "LongCat_tiny_comfy_fp32.safetensors")
+    scaled = scaled_fp8(wan, block_linear_weights(wan))
+    save(scaled, dit / "LongCat_tiny_comfy_fp8_e4m3fn_scaled_KJ.safetensors")
+    half = {k: v for k, v in wan.items() if k.startswith("blocks.0.")}
+    save({**half, **{k: v for k, v in sd.items() if not k.startswith("blocks.0.")}}, dit / "half_kijai.safetensors")
+    save({k: v for k, v in scaled.items() if not k.endswith("scale_weight")}, dit / "scaled_without_scales.safetensors")
 
 
 def populate_models(server):
@@ -156,6 +185,7 @@ def populate_models(server):
     (dit / "broken_truncated.safetensors").write_bytes(data[: len(data) // 3])
     other = {k: v for k, v in sd.items() if k != "blocks.1.attn.proj.weight"}
     save_file(other, str(dit / "missing_block.safetensors"))
+    write_layout_dits(dit, sd)
     loras = server.models("loras")
     loras.mkdir(parents=True, exist_ok=True)
     for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
@@ -200,8 +230,8 @@ def write_hostile_files(server, dit_weights):
 
 
 @pytest.fixture(scope="session")
-def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
-    """(the pack as ComfyUI loaded it, comfy.model_management) in this process, with the tiny DiT and LoRAs."""
+def comfy_model_dirs(tmp_path_factory):
+    """{folder name: path} that the in-process ComfyUI reads models from (tests may add files of their own)."""
     base = tmp_path_factory.mktemp("inprocess_models")
     dirs = {"diffusion_models": base / "diffusion_models", "loras": base / "loras"}
     for d in dirs.values():
@@ -209,6 +239,12 @@ def comfy_env(comfyui_root, golden_dir, tmp_path_factory):
     shutil.copy(GOLDEN / "tiny_dit.safetensors", dirs["diffusion_models"] / "longcat_tiny.safetensors")
     for name in ("lora_distill.safetensors", "lora_refine.safetensors"):
         shutil.copy(GOLDEN / name, dirs["loras"] / name)
-    pack = import_comfyui(comfyui_root, dirs)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def comfy_env(comfyui_root, comfy_model_dirs):
+    """(the pack as ComfyUI loaded it, comfy.model_management) in this process, with the tiny DiT and LoRAs."""
+    pack = import_comfyui(comfyui_root, comfy_model_dirs)
     import comfy.model_management as mm
     return pack, mm

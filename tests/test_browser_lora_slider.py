@@ -109,6 +109,30 @@ def test_missing_file_says_not_installed_and_logs_once(open_page, empty_server):
         assert len([line for line in page.longcat_console if name in line]) == 1, page.longcat_console
 
 
+def file_label(page, node_id):
+    return page.evaluate("""(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label || ''""",
+                         node_id)
+
+
+def test_the_node_names_the_files_layout_and_what_it_skips(open_page, comfy_server):
+    page = open_page(comfy_server)
+    node_id = add_node(page)
+    pick_file(page, node_id, "layouts/fastvideo/distill.safetensors")
+    wait_strength(page, node_id, 0.5)
+    page.wait_for_function("""(id) => (app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label || '')
+        .includes('FastVideo')""", arg=node_id, timeout=15_000)
+    pick_file(page, node_id, "layouts/kijai_with_te.safetensors")
+    page.wait_for_function("""(id) => (app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label || '')
+        .includes('skips')""", arg=node_id, timeout=15_000)
+    assert file_label(page, node_id) == "lora_name (WanVideoWrapper / Kijai LoRA; skips 1 text encoder keys)"
+    tooltip = page.evaluate("""(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'strength').tooltip""",
+                            node_id)
+    assert "WanVideoWrapper / Kijai" in tooltip and "alpha/rank 0.5, rank 8" in tooltip
+    pick_file(page, node_id, "lora_distill.safetensors")  # the official layout: the file name keeps the room
+    page.wait_for_function("""(id) => !app.graph.getNodeById(id).widgets.find(w => w.name === 'lora_name').label""",
+                           arg=node_id, timeout=15_000)
+
+
 def test_saved_workflow_keeps_its_strength(open_page, comfy_server):
     page = open_page(comfy_server)
     node_id = add_node(page)

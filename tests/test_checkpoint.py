@@ -204,14 +204,14 @@ def test_folder_without_checkpoint(tmp_path):
 def test_missing_keys(tmp_path, weights):
     path = tmp_path / "partial.safetensors"
     save_file({k: v for k, v in weights.items() if not k.startswith("blocks.1.ffn")}, path)
-    err = expect_error(path, "3 keys missing from the LongCat layout")
+    err = expect_error(path, "3 keys of the native LongCat .* layout missing")
     assert "blocks.1.ffn.w1.weight" in str(err)
 
 
 def test_extra_keys(tmp_path, weights):
     path = tmp_path / "extra.safetensors"
     save_file({**weights, "blocks.0.attn.rope.freqs": torch.zeros(4)}, path)
-    err = expect_error(path, "1 keys not in the LongCat layout")
+    err = expect_error(path, "1 keys not in the native LongCat .* layout")
     assert "blocks.0.attn.rope.freqs" in str(err)
 
 

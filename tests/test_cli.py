@@ -40,6 +40,22 @@ def test_inspect_official_refinement_file(golden_dir):
     assert "exception: blocks.1.ffn.w2 alpha/rank 0.25" in result.stdout
 
 
+def test_inspect_names_the_layout_of_converted_loras_and_checkpoints(golden_dir, tmp_path):
+    from safetensors.torch import load_file
+    from layout_writers import block_linear_weights, convert_checkpoint, official_modules, save, scaled_fp8, \
+        wanvideo_lora
+    lora = wanvideo_lora(official_modules(golden_dir / "lora_distill.safetensors"), tmp_path / "kijai.safetensors")
+    wan = convert_checkpoint(load_file(str(golden_dir / "tiny_dit.safetensors")), "wanvideo")
+    dit = save(scaled_fp8(wan, block_linear_weights(wan)), tmp_path / "LongCat_tiny_fp8_scaled_KJ.safetensors")
+    result = run_cli("inspect", str(lora), str(dit))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("layout:            WanVideoWrapper / Kijai (Kijai/LongCat-Video_comfy)") == 2
+    assert "alpha/rank:        0.5" in result.stdout
+    assert "model:             LongCat-Video DiT, 2 blocks, hidden 256" in result.stdout
+    assert "quantized layers:  22 float8_e4m3fn" in result.stdout  # 2 blocks x q k v o, cross q k v o, w1 w2 w3
+    assert "split linears:     4 fused q/k/v kept as quantized pieces" in result.stdout
+
+
 def test_demo_runs_on_a_bare_machine_and_leaves_nothing_behind(tmp_path):
     """The demo LoRAs go to the demo set's folder (the user's cache by default), not to temporary folders."""
     clone, env = pack_copy_outside_comfyui(tmp_path)

@@ -62,7 +62,22 @@ def test_stock_ksampler_runs_single_and_sharded_identically(comfy_server):
     assert torch.equal(saved_latent(comfy_server, history), single)
 
 
+def test_kijai_checkpoints_sample_like_the_reference_file(comfy_server):
+    """Kijai's WanVideoWrapper layout gives the reference file's latent exactly; his scaled fp8 one comes close."""
+    _, history = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", prefix="ref"))
+    reference = saved_latent(comfy_server, history)
+    _, history = comfy_server.run(t2v_prompt("LongCat_tiny_comfy_fp32.safetensors", prefix="kijai"))
+    assert torch.equal(saved_latent(comfy_server, history), reference)
+    events, history = comfy_server.run(t2v_prompt("LongCat_tiny_comfy_fp8_e4m3fn_scaled_KJ.safetensors", prefix="kj8"))
+    assert history["status"]["status_str"] == "success", events[-3:]
+    scaled = saved_latent(comfy_server, history)
+    assert 0 < (scaled - reference).norm() / reference.norm() < 0.1
+    assert "WanVideoWrapper / Kijai" in comfy_server.log_text() and "float8_e4m3fn" in comfy_server.log_text()
+
+
 @pytest.mark.parametrize("name,problem", [
+    ("half_kijai.safetensors", "mixes two layouts"),
+    ("scaled_without_scales.safetensors", "holds no scale_weight"),
     ("broken_truncated.safetensors", "truncated"),
     ("missing_block.safetensors", "blocks.1.attn.proj.weight"),
     ("escaping_shards/", "names '../../escaped_shard.safetensors', which lies outside the folder of the index"),

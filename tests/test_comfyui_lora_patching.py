@@ -36,7 +36,7 @@ def base_model(comfy_env):
 def with_loras(comfy_env, model, loras, mode="auto"):
     _, lora_node = nodes_of(comfy_env[0])
     for name, strength in loras:
-        model = lora_node.apply(model, name, strength, mode)[0]
+        model = lora_node.apply(model, name, strength, mode)["result"][0]
     return model
 
 

@@ -18,12 +18,22 @@ from test_comfyui_dit import saved_latent, t2v_prompt
 @pytest.mark.parametrize("prefix", ["", "/api"])
 @pytest.mark.parametrize("name,expected", [
     ("lora_distill.safetensors", {"format": "longcat", "rank": 8, "default_strength": 0.5, "targets": 14,
-                                  "alpha_over_rank": 0.5, "unmatched_keys": 0, "dtype": "f32"}),
+                                  "alpha_over_rank": 0.5, "skipped_keys": {}, "dtype": "f32", "layout": "native"}),
     ("lora_refine.safetensors", {"format": "longcat", "rank": 8, "default_strength": 0.5, "targets": 18,
                                  "exceptions": {"blocks.1.ffn.w2": 0.25}}),
     ("kohya_style.safetensors", {"format": "kohya", "rank": 4, "default_strength": 1.0, "targets": 1}),
     ("peft/adapter_model.safetensors", {"format": "peft", "rank": 8, "default_strength": 1.0, "targets": 1}),
     ("split_qkv.safetensors", {"format": "longcat+split", "rank": 4, "default_strength": 0.25, "targets": 3}),
+    ("layouts/wanvideo/distill.safetensors", {"layout": "wanvideo", "format": "kohya+split", "rank": 8,
+                                              "default_strength": 0.5, "targets": 20, "factors": 20}),
+    ("layouts/wanvideo/refine.safetensors", {"layout": "wanvideo", "format": "kohya+split+diff", "rank": 8,
+                                             "default_strength": 0.5}),
+    ("layouts/fastvideo/distill.safetensors", {"layout": "fastvideo", "format": "fastvideo+split",
+                                               "default_strength": 0.5, "targets": 20}),
+    ("layouts/peft/distill/adapter_model.safetensors", {"layout": "native", "format": "peft", "rank": [8, 16, 24],
+                                                        "default_strength": 0.5, "targets": 14}),
+    ("layouts/kijai_with_te.safetensors", {"layout": "wanvideo", "skipped_keys": {"text encoder": 1},
+                                           "layout_title": "WanVideoWrapper / Kijai (Kijai/LongCat-Video_comfy)"}),
 ])
 def test_lora_info_for_each_format(comfy_server, prefix, name, expected):
     status, body = comfy_server.get_status(f"{prefix}/longcat/lora_info?name={name}")
@@ -93,6 +103,23 @@ def test_stock_lora_loader_on_a_longcat_model(comfy_server):
     assert (latents["ours_kohya"] - latents["base"]).abs().max() > 1e-3
     torch.testing.assert_close(latents["stock_kohya"], latents["ours_kohya"], atol=1e-4, rtol=1e-4)
     assert torch.equal(latents["stock_official"], latents["base"])
+
+
+def test_layout_loras_run_through_the_node_and_report_what_they_skip(comfy_server):
+    """A Kijai (WanVideoWrapper) LoRA gives the same latent as the official file at their defaults; the node's UI
+    text names the layout and the text-encoder keys it skipped."""
+    latents = {}
+    for label, name in (("official", "lora_distill.safetensors"), ("kijai", "layouts/wanvideo/distill.safetensors"),
+                        ("kijai_te", "layouts/kijai_with_te.safetensors")):
+        events, history = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", seed=11, prefix=f"l_{label}",
+                                                      loras=[(name, 0.5)]))
+        assert history["status"]["status_str"] == "success", events[-3:]
+        latents[label] = saved_latent(comfy_server, history)
+        if label == "kijai_te":
+            texts = [t for e in events if e["type"] == "executed" for t in (e["data"]["output"] or {}).get("text", [])]
+            assert any("WanVideoWrapper / Kijai" in t and "skipped 1 keys of the text encoder" in t for t in texts), texts
+    torch.testing.assert_close(latents["kijai"], latents["official"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(latents["kijai_te"], latents["official"], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED_LORAS))

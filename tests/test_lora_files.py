@@ -31,7 +31,7 @@ def test_official_distill_layout(golden_dir, model_shapes):
     assert d.ranks == [8]
     assert d.default_strength == 0.5
     assert d.exceptions == {}
-    assert len(d.targets) == 14 and not d.unmatched_keys
+    assert len(d.targets) == 14 and not d.skipped_keys and d.layout == "native"
     qkv = d.targets["blocks.0.attn.qkv"]
     assert [f.rows for f in qkv] == [(0, 256), (256, 512), (512, 768)]
     kv = d.targets["blocks.1.cross_attn.kv_linear"]
@@ -144,25 +144,40 @@ def test_split_with_kohya_alpha(tmp_path, model_shapes):
     assert len(d.targets["blocks.1.attn.qkv"]) == 3
 
 
-def test_partial_match_lists_skipped_modules(tmp_path, model_shapes):
+def test_targets_this_model_lacks_are_an_error_not_a_partial_apply(tmp_path, model_shapes):
+    """A LoRA for a deeper model (blocks.30 on a 2-block DiT) is refused whole; it used to be applied in part."""
     g = torch.Generator().manual_seed(6)
     down, (up,) = random_factor(256, IN, 4, g)
     path = write_kohya(tmp_path / "deep.safetensors", {"blocks.0.attn.proj": (down, up, None),
                                                        "blocks.30.attn.proj": (down, up, None)})
-    d = read_lora(path, model_shapes)
-    assert list(d.targets) == ["blocks.0.attn.proj"]
-    assert d.skipped_modules == ["blocks.30.attn.proj"]
+    with pytest.raises(ModelFileError, match=r"deep.safetensors.*1 of its 2 target modules are not in this model "
+                                             r"\(blocks.30.attn.proj\).*not applied in part"):
+        read_lora(path, model_shapes)
 
 
-def test_unmatched_keys_are_reported(tmp_path):
+def test_text_encoder_keys_are_skipped_and_listed(tmp_path):
     g = torch.Generator().manual_seed(7)
     down, (up,) = random_factor(256, IN, 4, g)
     from safetensors.torch import save_file
+    te_keys = ["lora_te_text_model_encoder_layers_0.lora_down.weight", "text_encoder.encoder.block.0.q.lora_A.weight"]
     save_file({"lora_unet_blocks_0_attn_proj.lora_down.weight": down,
                "lora_unet_blocks_0_attn_proj.lora_up.weight": up,
-               "lora_te_text_model_encoder_layers_0.lora_down.weight": down.clone()}, str(tmp_path / "u.safetensors"))
+               **{k: down.clone() for k in te_keys}}, str(tmp_path / "u.safetensors"))
     d = read_lora(tmp_path / "u.safetensors")
-    assert d.unmatched_keys == ["lora_te_text_model_encoder_layers_0.lora_down.weight"]
+    assert d.skipped_keys == {"text encoder": sorted(te_keys)}
+    assert list(d.targets) == ["blocks.0.attn.proj"]
+
+
+def test_keys_that_match_no_dit_target_are_an_error(tmp_path):
+    """A norm is no LoRA target, a Wan I2V image-attention key does not exist in LongCat: naming either refuses
+    the whole file (no silent half-apply)."""
+    g = torch.Generator().manual_seed(7)
+    down, (up,) = random_factor(256, IN, 4, g)
+    for stray in ("blocks.0.cross_attn.k_img", "blocks.0.self_attn.norm_q"):
+        path = write_kohya(tmp_path / "stray.safetensors", {"blocks.0.attn.proj": (down, up, 4.0), stray: (down, up, 4.0)},
+                           prefix="diffusion_model.")
+        with pytest.raises(ModelFileError, match=rf"stray.safetensors: 3 keys match no LoRA target.*{stray}"):
+            read_lora(path)
 
 
 def test_inspect_reads_header_only_and_agrees(golden_dir):

@@ -3,14 +3,18 @@
 `python -m nodes.cli run`: the main job. Runs the shipped two-stage workflow (480p distill -> 720p refinement)
 headless through ComfyUI, on the installed LongCat files, or on a tiny random demo set when they are missing;
 with `--ui`, ComfyUI stays up with the demo set for the browser.
-`python -m nodes.cli inspect FILE...`: what the LoRA loader sees in each file (format, rank, alpha/rank = the
-default strength, targets, keys it does not understand).
+`python -m nodes.cli inspect FILE...`: what the LoRA loader sees in each file (layout, format, rank, alpha/rank =
+the default strength, targets, keys of other components it skips), or for a DiT checkpoint (a file or a sharded
+folder) what Load LongCat DiT sees (layout, size, stored dtype, quantized layers).
 `python -m nodes.cli setup-comfyui`: find ComfyUI, or set one up inside the pack (what scripts/install.sh runs).
 """
 import argparse
 import os
 import sys
+from collections import Counter
 
+from ..core.checkpoint import CheckpointError, open_dit_checkpoint
+from ..core.layouts.lora_layouts import layout_title
 from ..core.lora_files import inspect_lora
 from ..core.safetensors_file import ModelFileError
 from ..workflows.catalog import SHIPPED
@@ -20,6 +24,7 @@ from .demo_set import DEMO_FILES, LORA_ROLES, demo_home, models_dir, write_demo_
 
 def describe(info):
     lines = [f"{info.name}",
+             f"  layout:            {layout_title(info.layout)}",
              f"  format:            {info.format}",
              f"  dtype:             {info.dtype}",
              f"  size:              {info.size_bytes:,} bytes",
@@ -28,9 +33,34 @@ def describe(info):
              f"  target modules:    {len(info.module_ratios)} ({info.factor_count} low-rank factors)"]
     for module, ratio in sorted(info.exceptions.items()):
         lines.append(f"    exception: {module} alpha/rank {ratio:g} (applied as strength * {ratio / info.default_strength:g})")
-    lines.append(f"  unmatched keys:    {len(info.unmatched_keys)}")
-    lines.extend(f"    {k}" for k in info.unmatched_keys[:10])
+    for component, keys in sorted(info.skipped_keys.items()):
+        lines.append(f"  skipped:           {len(keys)} keys of the {component} (not applied), e.g. {keys[0]}")
     return "\n".join(lines)
+
+
+def describe_dit(ckpt):
+    formats = Counter(conf["format"] for conf in ckpt.plan.quantized.values())
+    config = ckpt.config
+    lines = [f"{os.path.basename(ckpt.path.rstrip(os.sep))}",
+             f"  layout:            {ckpt.plan.layout.title}",
+             f"  model:             LongCat-Video DiT, {config['depth']} blocks, hidden {config['hidden_size']}",
+             f"  stored dtype:      {str(ckpt.stored_dtype).replace('torch.', '')}",
+             f"  shards:            {len(ckpt.shards)}",
+             f"  quantized layers:  " + (", ".join(f"{n} {fmt}" for fmt, n in sorted(formats.items())) or "none")]
+    if config.get("split_fused"):
+        lines.append(f"  split linears:     {len(config['split_fused'])} fused q/k/v kept as quantized pieces")
+    return "\n".join(lines)
+
+
+def inspect_file(path):
+    """The LoRA description of a file, or the DiT one when it holds no LoRA keys (or is a folder)."""
+    if not os.path.isdir(path):
+        try:
+            return describe(inspect_lora(path))
+        except ModelFileError as e:
+            if "no LongCat-Video LoRA keys" not in e.problem:
+                raise
+    return describe_dit(open_dit_checkpoint(path))
 
 
 def demo_loras(home):
@@ -49,8 +79,8 @@ def inspect_command(args):
     status = 0
     for path in paths:
         try:
-            print(describe(inspect_lora(path)))
-        except ModelFileError as e:
+            print(inspect_file(path))
+        except (ModelFileError, CheckpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             status = 1
     return status

@@ -48,13 +48,23 @@ def installed_pack(comfy_root):
     return next((entry for entry in nodes_dir.iterdir() if entry.resolve() == PACK_ROOT), None)
 
 
+def gpu_available():
+    """Whether this Python's torch sees a CUDA GPU (ComfyUI, started with the same Python, will use it)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 class ComfyServer:
     """A ComfyUI process on 127.0.0.1 whose extra model folders live under `base/models/<folder>`; its user
     folder (settings, saved workflows), input, output and temp folders lie under `base` too, so a run leaves
     nothing in the ComfyUI checkout."""
 
-    def __init__(self, comfy_root, base_dir, extra_model_dirs=None, port=None, user_dir=None):
+    def __init__(self, comfy_root, base_dir, extra_model_dirs=None, port=None, user_dir=None, cpu=None):
         self.root = Path(comfy_root)
+        self.cpu = not gpu_available() if cpu is None else cpu  # a real run on real files needs the GPU
         self.base = Path(base_dir)
         self.extra_model_dirs = extra_model_dirs or {}
         self.port = port or free_port()
@@ -86,7 +96,8 @@ class ComfyServer:
         if not settings.exists():  # a known user: the frontend opens on the canvas, not on its first-run tour
             settings.parent.mkdir(parents=True, exist_ok=True)
             settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}) + "\n")
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1",
+               "--port", str(self.port),
                "--disable-auto-launch", "--output-directory", str(self.base / "output"),
                "--input-directory", str(self.base / "input"), "--temp-directory", str(self.base / "temp"),
                "--user-directory", str(self.user_dir), "--extra-model-paths-config", str(config)]

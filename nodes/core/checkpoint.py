@@ -1,10 +1,12 @@
 """Reading a LongCat-Video DiT checkpoint without ComfyUI.
 
-A checkpoint is a single `.safetensors` file or the reference `dit/` folder (shards plus
-`diffusion_pytorch_model.safetensors.index.json`). Everything is validated from the headers before a tensor is
-read: the files, the index, and the key layout against the model `dit_config_from_state_dict` describes. Tensors
-are then streamed shard by shard, one at a time, converted to the requested dtype as they come, so a 54 GB fp32
-checkpoint never sits in memory twice. Nothing is ever unpickled.
+A checkpoint is a single `.safetensors` file or a sharded folder (the reference `dit/`, or a diffusers
+`transformer/`: shards plus `diffusion_pytorch_model.safetensors.index.json`), in the native layout or one that
+other projects write (layouts/: WanVideoWrapper / Kijai, FastVideo; quantized or not). Everything is validated
+from the headers before a tensor is read: the files, the index, and the key layout against the model
+`dit_config_from_state_dict` describes. Tensors are then streamed shard by shard, one at a time, mapped onto the
+native parameters and converted to the requested dtype as they come, so a 54 GB fp32 checkpoint never sits in
+memory twice. Nothing is ever unpickled.
 """
 import json
 import math
@@ -15,10 +17,12 @@ import torch
 from safetensors import safe_open
 
 from .confined_paths import resolve_inside
-from .dit import LongCatDiT, dit_config_from_state_dict
+from .dit import LongCatDiT
+from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_checkpoint
 from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
 
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+CONFIG_NAME = "config.json"  # a diffusers transformer/ folder's description, checked against the weights
 # Whole-model prefixes that other tools write (ComfyUI's model save uses the first).
 KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 LISTED_KEYS = 5
@@ -35,21 +39,40 @@ class CheckpointError(ValueError):
 
 @dataclass
 class DitCheckpoint:
-    """A validated checkpoint. Iterating yields (model key, tensor) shard by shard, in on-disk order."""
+    """A validated checkpoint. Iterating yields (model key, tensor) shard by shard, in on-disk order (a fused
+    weight as soon as its last split piece has been read)."""
     path: str
     shards: list  # [(file path, [stored key, ...] in data order)]
-    shapes: dict  # model key -> shape
-    config: dict  # LongCatDiT constructor arguments
+    plan: CheckpointPlan  # the detected layout and how stored keys become model keys
     prefix: str = ""  # stripped from every stored key
     dtype: torch.dtype = None  # convert every tensor to this dtype; None keeps the stored dtype
     progress: object = None  # callback(done, total), once per tensor
     stored_dtype: torch.dtype = None  # the on-disk dtype of the largest tensor (what "default" dtype choices read)
 
+    @property
+    def shapes(self):
+        """Model key -> shape of the plain parameters (weights and biases)."""
+        return self.plan.shapes
+
+    @property
+    def config(self):
+        """LongCatDiT constructor arguments (+ "split_fused" for fused linears stored as quantized pieces)."""
+        return self.plan.config
+
     def __len__(self):
-        return len(self.shapes)
+        return self.plan.count
 
     def __iter__(self):
         done, total = 0, len(self)
+        for key, tensor in self.plan.stream(self._stored_tensors()):
+            if self.dtype is not None:
+                tensor = tensor.to(self.dtype)
+            done += 1
+            if self.progress is not None:
+                self.progress(done, total)
+            yield key, tensor
+
+    def _stored_tensors(self):
         for file, keys in self.shards:
             try:
                 handle = safe_open(file, framework="pt", device="cpu")
@@ -61,11 +84,6 @@ class DitCheckpoint:
                         tensor = handle.get_tensor(key)
                     except Exception as e:
                         raise CheckpointError(file, f"cannot read tensor '{key}' ({e})") from e
-                    if self.dtype is not None:
-                        tensor = tensor.to(self.dtype)
-                    done += 1
-                    if self.progress is not None:
-                        self.progress(done, total)
                     yield key[len(self.prefix):], tensor
 
 
@@ -82,9 +100,10 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
     if path.lower().endswith(PICKLE_SUFFIXES):
         raise CheckpointError(path, "pickled checkpoints are never loaded; use a .safetensors file")
     files = _shard_files(path)
-    shards, shapes, largest = [], {}, (0, None)
+    shards, shapes, dtypes, metadata, largest = [], {}, {}, {}, (0, None)
     for file, index_keys in files:
-        header = _header(file)
+        header, file_metadata = _header(file)
+        metadata.update(file_metadata)
         largest = max([largest, *((math.prod(v["shape"]), v["dtype"]) for v in header.values())])
         absent = [k for k in index_keys if k not in header]
         if absent:
@@ -94,18 +113,32 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
             raise CheckpointError(file, f"{_names(twice)} also stored in another shard")
         keys = sorted(header, key=lambda k: header[k]["data_offsets"][0])
         shapes.update((k, tuple(header[k]["shape"])) for k in keys)
+        dtypes.update((k, header[k]["dtype"]) for k in keys)
         shards.append((file, keys))
 
     prefix = next((p for p in KEY_PREFIXES if shapes and all(k.startswith(p) for k in shapes)), "")
-    shapes = {k[len(prefix):]: s for k, s in shapes.items()}
-    config = _check_layout(path, shapes)
-    return DitCheckpoint(path, shards, shapes, config, prefix, dtype, progress, TORCH_DTYPES.get(largest[1]))
+    files_of = {key[len(prefix):]: file for file, keys in shards for key in keys}
+
+    def read_tensor(key):
+        return _read_one(files_of[key], prefix + key)
+    try:
+        plan = plan_checkpoint({k[len(prefix):]: s for k, s in shapes.items()},
+                               {k[len(prefix):]: d for k, d in dtypes.items()}, metadata, read_tensor, prefix)
+        folder_config = _folder_config(path)
+        if folder_config is not None:
+            check_transformer_config(folder_config, plan)
+    except ValueError as e:
+        raise CheckpointError(path, str(e)) from None
+    return DitCheckpoint(path, shards, plan, prefix, dtype, progress, TORCH_DTYPES.get(largest[1]))
 
 
 def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None):
     """Build a LongCatDiT from a checkpoint, streaming each tensor into its parameter (default dtype: fp32)."""
     dtype = dtype or torch.get_default_dtype()
     ckpt = open_dit_checkpoint(path, dtype=dtype, progress=progress)
+    if ckpt.plan.quantized:
+        raise CheckpointError(path, "quantized checkpoints run on ComfyUI's quantized ops: load it with Load LongCat "
+                                    "DiT inside ComfyUI")
     model = LongCatDiT(**ckpt.config, dtype=dtype, device="meta", operations=operations).to_empty(device=device)
     return fill_parameters(model, ckpt)
 
@@ -185,35 +218,37 @@ def _inside_folder(folder, file):
     return file
 
 
+def _folder_config(path):
+    """The config.json of a checkpoint folder (or of an index file's folder), when there is one."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path) if path.endswith(".index.json") else None
+    config = os.path.join(folder, CONFIG_NAME) if folder else None
+    if config is None or not os.path.isfile(config):
+        return None
+    if resolve_inside(config, [folder]) is None:
+        raise CheckpointError(config, "links to a file outside the checkpoint folder")
+    try:
+        with open(config, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        raise CheckpointError(config, "not a readable JSON object") from None
+    return data
+
+
 def _header(file):
     try:
-        header, _ = read_safetensors_header(file)
+        return read_safetensors_header(file)
     except ModelFileError as e:
         raise CheckpointError(file, e.problem) from None
-    return header
 
 
-def _check_layout(path, shapes):
-    """The checkpoint's keys and shapes must be exactly those of the LongCatDiT its shapes describe."""
+def _read_one(file, key):
     try:
-        config = dit_config_from_state_dict(shapes)
-        model = LongCatDiT(**config, device="meta")
-    except ValueError as e:
-        raise CheckpointError(path, str(e)) from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = [k for k in expected if k not in shapes]
-    extra = [k for k in shapes if k not in expected]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} keys missing from the LongCat layout ({_names(missing)})")
-    if extra:
-        problems.append(f"{len(extra)} keys not in the LongCat layout ({_names(extra)})")
-    wrong = [f"{k} {shapes[k]} (expected {s})" for k, s in expected.items() if k in shapes and shapes[k] != s]
-    if wrong:
-        problems.append(f"{len(wrong)} tensors with the wrong shape: {'; '.join(wrong[:LISTED_KEYS])}")
-    if problems:
-        raise CheckpointError(path, "; ".join(problems))
-    return config
+        with safe_open(file, framework="pt", device="cpu") as handle:
+            return handle.get_tensor(key)
+    except Exception as e:  # the safetensors library reports unreadable files with its own types
+        raise CheckpointError(file, f"cannot read tensor '{key}' ({e})") from e
 
 
 def _names(keys):

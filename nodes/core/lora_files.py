@@ -1,10 +1,15 @@
 """Every supported LoRA file format normalised into one description of the LongCat DiT.
 
 Supported: the official LongCat format (`lora___lorahyphen___` keys, `lora_up.blocks.j`, 0-dim `alpha_scale`),
-kohya (`lora_down`/`lora_up`/`alpha`), PEFT / diffusers (`lora_A`/`lora_B`, `.alpha` or `lora_alpha` from an
-`adapter_config.json` beside the file), and files that split fused targets (q/k/v onto `attn.qkv`, k/v onto
-`cross_attn.kv_linear`). A description lists, per native module name, factors (row slice, down, up, alpha/rank).
-The headers are parsed first (`plan_lora`), so `inspect_lora` answers without reading the big matrices.
+kohya (`lora_down`/`lora_up`/`alpha`), PEFT / diffusers / DiffSynth (`lora_A`/`lora_B`, `.default` adapters,
+`.alpha` or `lora_alpha` from an `adapter_config.json` beside the file), FastVideo's converted files (`lora_A`/
+`lora_B` without `.weight`, `.lora_alpha` = alpha, or `.alpha_scale` = alpha/rank from earlier scripts), dense
+deltas (`.diff`, applied like ComfyUI does: strength x delta), and files that split fused targets (q/k/v onto
+`attn.qkv`, k/v onto `cross_attn.kv_linear`). Module names may be native, WanVideoWrapper's or FastVideo's
+(layouts/lora_layouts). Keys of other components (a text encoder) are skipped and listed; any other key that
+matches no target of the DiT is an error, so a file is never applied in part. A description lists, per native
+module name, factors (row slice, down, up, alpha/rank). The headers are parsed first (`plan_lora`), so
+`inspect_lora` answers without reading the big matrices.
 """
 import json
 import math
@@ -16,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .confined_paths import resolve_inside
+from .layouts.lora_layouts import common_layout, layouts_naming, other_component, strip_prefix
+from .layouts.module_names import BLOCK_LINEARS, GLOBAL_LINEARS
 from .safetensors_file import ModelFileError, load_tensors, read_safetensors_header, PICKLE_SUFFIXES
 
 OFFICIAL_PREFIX = "lora___lorahyphen___"
@@ -26,11 +33,6 @@ OFFICIAL_DOT = "___lorahyphen___"
 MAX_LORA_TENSORS = 10_000
 MAX_LORA_HEADER_BYTES = 4 * 1024 * 1024
 
-# Linear modules of one LongCat block and of the whole DiT that a LoRA may target.
-BLOCK_LINEARS = ("attn.qkv", "attn.proj", "cross_attn.q_linear", "cross_attn.kv_linear", "cross_attn.proj",
-                 "ffn.w1", "ffn.w2", "ffn.w3", "adaLN_modulation.1")
-GLOBAL_LINEARS = ("final_layer.adaLN_modulation.1", "final_layer.linear", "t_embedder.mlp.0", "t_embedder.mlp.2",
-                  "y_embedder.y_proj.0", "y_embedder.y_proj.2")
 # Split LoRAs onto fused weights: alias -> (fused module, slice index, number of slices).
 SPLIT_ALIASES = {
     "attn.q": ("attn.qkv", 0, 3), "attn.k": ("attn.qkv", 1, 3), "attn.v": ("attn.qkv", 2, 3),
@@ -39,16 +41,18 @@ SPLIT_ALIASES = {
     "cross_attn.k_linear": ("cross_attn.kv_linear", 0, 2), "cross_attn.v_linear": ("cross_attn.kv_linear", 1, 2),
     "cross_attn.k": ("cross_attn.kv_linear", 0, 2), "cross_attn.v": ("cross_attn.kv_linear", 1, 2),
 }
-STRIP_PREFIXES = ("base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.", "model.",
-                  "dit.")
 KEY_ROLES = (
     (re.compile(r"^(?P<mod>.+)\.lora_down\.weight$"), "down"),
     (re.compile(r"^(?P<mod>.+)\.lora_up\.weight$"), "up"),
     (re.compile(r"^(?P<mod>.+)\.lora_up\.blocks\.(?P<j>\d+)\.weight$"), "up_block"),
     (re.compile(r"^(?P<mod>.+)\.lora_A(?:\.default)?\.weight$"), "down"),
     (re.compile(r"^(?P<mod>.+)\.lora_B(?:\.default)?\.weight$"), "up"),
+    (re.compile(r"^(?P<mod>.+)\.lora_A$"), "down"),  # FastVideo's converter writes no `.weight`
+    (re.compile(r"^(?P<mod>.+)\.lora_B$"), "up"),
     (re.compile(r"^(?P<mod>.+)\.alpha_scale$"), "alpha_scale"),
-    (re.compile(r"^(?P<mod>.+)\.alpha$"), "alpha"),
+    (re.compile(r"^(?P<mod>.+)\.(?:lora_)?alpha$"), "alpha"),
+    (re.compile(r"^(?P<mod>.+)\.diff$"), "diff"),
+    (re.compile(r"^(?P<mod>.+)\.diff_b$"), "diff_b"),
 )
 _BLOCK_RE = re.compile(r"^blocks[._](\d+)[._](.+)$")
 
@@ -73,8 +77,8 @@ class LoraDescription:
     ranks: list
     default_strength: float  # the common alpha/rank
     exceptions: dict  # modules whose alpha/rank differs from the common one
-    unmatched_keys: list
-    skipped_modules: list = field(default_factory=list)  # known modules the model does not have
+    layout: str = "native"  # whose module names the file uses (layouts.module_names: native, wanvideo, fastvideo)
+    skipped_keys: dict = field(default_factory=dict)  # other component (text encoder, ...) -> its keys, not applied
     dtype: str = ""
     size_bytes: int = 0
     mtime: float = 0.0
@@ -98,6 +102,8 @@ class _Group:
     up_blocks: dict = field(default_factory=dict)
     alpha_scale: str = None
     alpha: str = None
+    diff: str = None  # a dense delta instead of up @ down
+    diff_b: str = None
 
 
 def official_stem(module):
@@ -123,22 +129,28 @@ def _key_of_module(module, key):
 
 
 def native_module_name(raw):
-    """Map a module path of any supported key style to a native LongCat module name, or None."""
+    """Map a module path of any supported key style and layout to a native LongCat module name, or None."""
+    return resolve_module(raw)[0]
+
+
+def resolve_module(raw):
+    """(native linear module name or split alias, {layouts that name it}) for a module path; (None, set())."""
     if raw.startswith(OFFICIAL_PREFIX):
         name = raw[len(OFFICIAL_PREFIX):].replace(OFFICIAL_DOT, ".")
-    elif raw.startswith("lora_unet_"):
-        name = raw[len("lora_unet_"):]
     else:
-        name = raw
-        for prefix in STRIP_PREFIXES:
-            if name.startswith(prefix):
-                name = name[len(prefix):]
-                break
+        name = strip_prefix(raw)[0]
     m = _BLOCK_RE.match(name)
     if m:
         suffix = _undotted(m.group(2), BLOCK_LINEARS + tuple(SPLIT_ALIASES))
-        return f"blocks.{m.group(1)}.{suffix}" if suffix else None
-    return _undotted(name, GLOBAL_LINEARS)
+        native = f"blocks.{m.group(1)}.{suffix}" if suffix else None
+    else:
+        native = _undotted(name, GLOBAL_LINEARS)
+    elsewhere = layouts_naming(name, undotted=True)
+    if native is not None:
+        return native, {"native", *(layout for layout, n in elsewhere.items() if n == native)}
+    if elsewhere:
+        return next(iter(elsewhere.values())), set(elsewhere)
+    return None, set()
 
 
 def _undotted(name, known):
@@ -158,7 +170,7 @@ def split_target(module):
 
 
 def _group_keys(names):
-    groups, unmatched, styles = {}, [], Counter()
+    groups, unmatched, styles, layouts = {}, [], Counter(), {}
     for key in names:
         for pattern, role in KEY_ROLES:
             m = pattern.match(key)
@@ -168,10 +180,11 @@ def _group_keys(names):
             unmatched.append(key)
             continue
         raw = m.group("mod")
-        module = native_module_name(raw)
+        module, named_in = resolve_module(raw)
         if module is None:
             unmatched.append(key)
             continue
+        layouts[module] = named_in
         g = groups.setdefault(module, _Group(raw))
         if g.raw != raw:  # two spellings of one module in one file
             raise ValueError(f"module {module} appears under two key prefixes ({g.raw}, {raw})")
@@ -180,14 +193,18 @@ def _group_keys(names):
         else:
             setattr(g, role, key)
         styles[_key_style(key)] += 1
-    return groups, unmatched, styles
+    return groups, unmatched, styles, layouts
 
 
 def _key_style(key):
     if key.startswith(OFFICIAL_PREFIX):
         return "longcat"
+    if key.endswith((".lora_A", ".lora_B", ".lora_alpha")):
+        return "fastvideo"
     if ".lora_A" in key or ".lora_B" in key:
         return "peft"
+    if key.endswith((".diff", ".diff_b")):
+        return "diff"
     return "kohya"
 
 
@@ -248,20 +265,22 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
     if not shapes:
         raise ModelFileError(path, "the file holds no tensors")
     try:
-        groups, unmatched, styles = _group_keys(shapes)
+        groups, unmatched, styles, layouts = _group_keys(shapes)
     except ValueError as e:
         raise ModelFileError(path, str(e)) from None
     if not groups:
         raise ModelFileError(path, f"no LongCat-Video LoRA keys found (is it a LoRA for another model? "
                                    f"first keys: {', '.join(readable_key(k) for k in sorted(shapes)[:3])})")
-    skipped = []
+    layout, skipped = _checked_layout(path, groups, unmatched, layouts)
     if model_shapes is not None:
-        skipped = sorted(m for m in groups if split_target(m)[0] + ".weight" not in model_shapes)
-        for m in skipped:
-            del groups[m]
-        if not groups:
-            raise ModelFileError(path, f"none of its {len(skipped)} target modules exist in this model "
-                                       f"(e.g. {skipped[0]}): it is a LoRA for another model")
+        absent = sorted(m for m in groups if split_target(m)[0] + ".weight" not in model_shapes)
+        if len(absent) == len(groups):
+            raise ModelFileError(path, f"none of its {len(absent)} target modules exist in this model "
+                                       f"(e.g. {absent[0]}): it is a LoRA for another model")
+        if absent:
+            raise ModelFileError(path, f"{len(absent)} of its {len(groups)} target modules are not in this model "
+                                       f"({', '.join(absent[:5])}): a LoRA for another model size? It is not applied "
+                                       "in part")
     scalar_keys = [k for g in groups.values() for k in (g.alpha_scale, g.alpha) if k]
     tensors = preloaded if preloaded is not None else load_tensors(path, scalar_keys, header_checked=True)
     adapter_config = _read_adapter_config(path) if styles.get("peft") else None
@@ -270,12 +289,15 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
     for module, g in sorted(groups.items()):
         _check_group(path, module, g, shapes)
         pieces = len(g.up_blocks) or 1
-        rank = shapes[g.down][0] // pieces
-        ranks.add(rank)
-        ratios[module] = _alpha_over_rank(path, module, g, rank, tensors, adapter_config)
+        if g.diff:
+            ratios[module] = 1.0  # ComfyUI applies a dense delta as strength * diff
+        else:
+            rank = shapes[g.down][0] // pieces
+            ranks.add(rank)
+            ratios[module] = _alpha_over_rank(path, module, g, rank, tensors, adapter_config)
         factor_count += pieces
     if with_tensors:
-        needed = [k for g in groups.values() for k in (g.down, g.up, *g.up_blocks.values()) if k]
+        needed = [k for g in groups.values() for k in (g.down, g.up, g.diff, *g.up_blocks.values()) if k]
         tensors = preloaded if preloaded is not None else load_tensors(path, needed, header_checked=True)
         for module, g in groups.items():
             targets.setdefault(split_target(module)[0], []).extend(_factors(path, module, g, tensors, ratios[module]))
@@ -286,8 +308,8 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
     return LoraDescription(
         path=path, format=_format_name(styles, groups), targets=targets, module_ratios=ratios,
         ranks=sorted(ranks), default_strength=common,
-        exceptions={m: r for m, r in ratios.items() if r != common}, unmatched_keys=sorted(unmatched),
-        skipped_modules=skipped, dtype=",".join(sorted({dtypes[g.down] for g in groups.values()})),
+        exceptions={m: r for m, r in ratios.items() if r != common}, layout=layout, skipped_keys=skipped,
+        dtype=",".join(sorted({dtypes[g.down or g.diff] for g in groups.values()})),
         size_bytes=os.path.getsize(path), mtime=os.path.getmtime(path), factor_count=factor_count)
 
 
@@ -302,12 +324,51 @@ def inspect_lora(path):
 
 
 def _format_name(styles, groups):
-    style = styles.most_common(1)[0][0]
+    style = next(s for s, _ in styles.most_common() if s != "diff") if set(styles) != {"diff"} else "diff"
     split = any(split_target(m)[1] is not None for m in groups)
-    return f"{style}+split" if split else style
+    dense = style != "diff" and "diff" in styles
+    return style + ("+split" if split else "") + ("+diff" if dense else "")
+
+
+def _checked_layout(path, groups, unmatched, layouts):
+    """The layout the file's module names follow, and {component: keys} of the keys it skips. Keys that match no
+    target of the DiT, names from two layouts, or a fused target named whole and split, are errors: a file is
+    applied whole or not at all."""
+    skipped, unknown = {}, []
+    for key in unmatched:
+        component = other_component(key)
+        if component:
+            skipped.setdefault(component, []).append(key)
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ModelFileError(path, f"{len(unknown)} keys match no LoRA target of the LongCat DiT in any layout "
+                                   f"({', '.join(readable_key(k) for k in sorted(unknown)[:5])}): the file is not applied in part")
+    layout = common_layout(layouts)
+    if layout is None:
+        examples = {}
+        for module in sorted(groups):
+            examples.setdefault("/".join(sorted(layouts[module])), groups[module].raw)
+        raise ModelFileError(path, "mixes module names of different layouts (" + ", ".join(
+            f"{raw} in {names} names" for names, raw in sorted(examples.items())) + "): one file holds one layout")
+    for module in groups:
+        fused = split_target(module)[0]
+        if fused != module and fused in groups:
+            raise ModelFileError(path, f"names {fused} both whole ({groups[fused].raw}) and split "
+                                       f"({groups[module].raw}): its rows would be changed twice")
+    return layout, {c: sorted(keys) for c, keys in skipped.items()}
 
 
 def _check_group(path, module, g, shapes):
+    if g.diff_b:
+        raise ModelFileError(path, f"module {module}: bias deltas ({g.diff_b}) are not supported, so the file is not "
+                                   "applied")
+    if g.diff:
+        if g.down or g.up or g.up_blocks:
+            raise ModelFileError(path, f"module {module} has both a dense delta and LoRA matrices")
+        if len(shapes[g.diff]) != 2:
+            raise ModelFileError(path, f"module {module}: its delta {g.diff} is not 2-D ({list(shapes[g.diff])})")
+        return
     if g.down is None:
         raise ModelFileError(path, f"module {module} has an up matrix but no down matrix")
     if g.up is None and not g.up_blocks:
@@ -360,6 +421,8 @@ def _common_ratio(path, ratios):
 
 
 def _factors(path, module, g, tensors, ratio):
+    if g.diff:
+        return [_dense_factor(path, module, tensors[g.diff], ratio)]
     down = tensors[g.down]
     up_keys = [g.up] if g.up else [g.up_blocks[j] for j in sorted(g.up_blocks)]
     for key in (g.down, *up_keys):
@@ -380,6 +443,20 @@ def _factors(path, module, g, tensors, ratio):
             rows, slices = (index * up.shape[0], (index + 1) * up.shape[0]), count
         factors.append(LoraFactor(rows, down[j * rank:(j + 1) * rank], up, ratio, slices))
     return factors
+
+
+def _dense_factor(path, module, delta, ratio):
+    """A dense delta D as an exact factor: up @ down with an identity on the narrower side (one exact product)."""
+    if not delta.is_floating_point() or not torch.isfinite(delta).all():
+        raise ModelFileError(path, f"module {module}: its delta is not finite float data")
+    out_rows, in_features = delta.shape
+    if in_features <= out_rows:
+        down, up = torch.eye(in_features, dtype=delta.dtype), delta
+    else:
+        down, up = delta, torch.eye(out_rows, dtype=delta.dtype)
+    _, index, count = split_target(module)
+    rows = None if index is None else (index * out_rows, (index + 1) * out_rows)
+    return LoraFactor(rows, down, up, ratio, count if index is not None else 1)
 
 
 def check_against_model(path, targets, model_shapes):

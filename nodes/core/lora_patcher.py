@@ -22,6 +22,12 @@ from .safetensors_file import ModelFileError
 MERGEABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+def mergeable(weight):
+    """A merge writes into plain fp32/fp16/bf16 weights only. Quantized ones (ComfyUI's QuantizedTensor reports
+    its original dtype) or fp8 storage would be re-quantized: their LoRAs apply at run time."""
+    return weight.dtype in MERGEABLE_DTYPES and type(weight.data) is torch.Tensor
+
+
 @dataclass
 class Segment:
     """Rows [start, end) of the target get up @ down[col_start:col_end] added (scale folded into up)."""
@@ -162,8 +168,9 @@ class WeightMerger:
         self.restore()
         weights = linear_weights(self.root, list(prepared))
         for name, w in weights.items():
-            if w.dtype not in MERGEABLE_DTYPES:
-                raise ValueError(f"cannot merge into {name}: weight dtype {w.dtype} (use runtime mode)")
+            if not mergeable(w):
+                raise ValueError(f"cannot merge into {name}: weight {type(w.data).__name__} {w.dtype} "
+                                 "(use runtime mode)")
         if backup_on_device is None:
             backup_on_device = backup_fits_on_device(weights.values())
         fused = all(merge_kernel.available(w) for w in weights.values()) and len({w.dtype for w in weights.values()}) == 1

@@ -1,4 +1,7 @@
-"""Load LongCat DiT: a single `.safetensors` file or a reference `dit/` folder from ComfyUI's diffusion_models."""
+"""Load LongCat DiT: a single `.safetensors` file or a sharded folder (the reference `dit/`, a diffusers
+`transformer/`) from ComfyUI's diffusion_models, in any layout the checkpoint reader knows, quantized or not."""
+import json
+import logging
 import math
 import os
 
@@ -6,24 +9,39 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from ..model.comfy_model import build_model_patcher, pick_dtypes
-from ..core.checkpoint import INDEX_NAME, open_dit_checkpoint
+from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
+from ..core.checkpoint import CONFIG_NAME, INDEX_NAME, open_dit_checkpoint
+from ..core.confined_paths import resolve_inside
 from .model_names import confined, resolve_model_file
 
-WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp32"]
+WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp32"]
+log = logging.getLogger("longcat")
 
 
 def sharded_folders():
-    """{name shown in the UI: folder} for every folder under diffusion_models that holds a shard index."""
+    """{name shown in the UI: folder} for every folder under diffusion_models that holds a shard index, or one
+    .safetensors file with a diffusers config.json naming a LongCat transformer (FastVideo's transformer/)."""
     found = {}
     for root in folder_paths.get_folder_paths("diffusion_models"):
         if not os.path.isdir(root):
             continue
         for folder, _, files in os.walk(root, followlinks=True):
-            if INDEX_NAME in files:
+            if INDEX_NAME in files or is_transformer_folder(folder, files):
                 name = os.path.relpath(folder, root).replace(os.sep, "/") + "/"
                 found.setdefault(name, folder)
     return found
+
+
+def is_transformer_folder(folder, files):
+    config = os.path.join(folder, CONFIG_NAME)
+    if CONFIG_NAME not in files or sum(f.endswith(".safetensors") for f in files) != 1 or \
+            resolve_inside(config, [folder]) is None:
+        return False
+    try:
+        with open(config, encoding="utf-8") as f:
+            return "longcat" in str(json.load(f).get("_class_name", "")).lower()
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
 
 
 def dit_names():
@@ -47,11 +65,14 @@ class LongCatDiTLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "dit_name": (dit_names(), {"tooltip": "A LongCat-Video DiT from models/diffusion_models: one .safetensors "
-                                                  "file, or the reference dit/ folder (shards + index.json)."}),
+                                                  "file (reference, Kijai / WanVideoWrapper or FastVideo names; bf16, "
+                                                  "fp8, scaled fp8 or ComfyUI-quantized), or a sharded folder (the "
+                                                  "reference dit/, a diffusers transformer/)."}),
             "weight_dtype": (WEIGHT_DTYPES, {"default": "default", "tooltip":
-                             "Storage dtype of the weights. default: what ComfyUI picks for this GPU (bf16 where "
-                             "supported). fp8_e4m3fn halves memory (computes in bf16/fp16; LoRAs then apply at "
-                             "run time)."}),
+                             "Storage dtype of the weights. default: what ComfyUI picks for this GPU and file (bf16 "
+                             "where supported; an fp8 file stays fp8 where that is needed to fit; quantized files "
+                             "keep their quantization). fp8 halves memory (computes in bf16/fp16; LoRAs then apply "
+                             "at run time)."}),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -63,9 +84,15 @@ class LongCatDiTLoader:
     def load(self, dit_name, weight_dtype):
         path = resolve_dit(dit_name)
         checkpoint = open_dit_checkpoint(path)  # validates every header and the key layout before reading
+        check_quantization(checkpoint, weight_dtype)
         parameters = sum(math.prod(shape) for shape in checkpoint.shapes.values())
-        dtype, manual_cast = pick_dtypes(weight_dtype, parameters, checkpoint.stored_dtype)
+        quantized = bool(checkpoint.plan.quantized)
+        dtype, manual_cast = pick_dtypes(weight_dtype, parameters, checkpoint.stored_dtype, quantized)
+        formats = sorted({conf["format"] for conf in checkpoint.plan.quantized.values()})
+        log.info("Load LongCat DiT: %s: %s layout, %s, weights %s (compute %s)", dit_name, checkpoint.plan.layout.title,
+                 f"{len(checkpoint.plan.quantized)} layers quantized ({', '.join(formats)})" if quantized else
+                 f"stored {checkpoint.stored_dtype}", dtype, manual_cast or dtype)
         bar = comfy.utils.ProgressBar(len(checkpoint))
-        checkpoint.dtype = dtype
+        checkpoint.dtype = None if quantized else dtype  # quantized layers keep their stored tensors
         checkpoint.progress = lambda done, total: bar.update_absolute(done, total)
         return (build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted),)

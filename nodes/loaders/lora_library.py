@@ -3,6 +3,7 @@ descriptions cached per file, replaced when the file changes (mtime or size), so
 nothing and touching a file never grows a cache."""
 import os
 
+from ..core.layouts.lora_layouts import layout_title
 from ..core.lora_files import inspect_lora, read_lora
 from ..core.lru_cache import LruCache
 from ..core.safetensors_file import ModelFileError
@@ -45,6 +46,8 @@ def lora_info(name):
     return {
         "name": name,
         "format": info.format,
+        "layout": info.layout,
+        "layout_title": layout_title(info.layout),
         "rank": info.ranks[0] if len(info.ranks) == 1 else info.ranks,
         "ranks": info.ranks,
         "alpha_over_rank": ratios[0] if len(ratios) == 1 else info.module_ratios,
@@ -52,8 +55,8 @@ def lora_info(name):
         "exceptions": info.exceptions,
         "targets": len(info.module_ratios),
         "factors": info.factor_count,
-        "unmatched_keys": len(info.unmatched_keys),
-        "unmatched_examples": info.unmatched_keys[:5],
+        "skipped_keys": {component: len(keys) for component, keys in info.skipped_keys.items()},
+        "skipped_examples": [k for keys in info.skipped_keys.values() for k in keys][:5],
         "dtype": info.dtype,
         "size_bytes": info.size_bytes,
     }

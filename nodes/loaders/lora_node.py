@@ -1,8 +1,23 @@
 """Apply LongCat LoRA: a strength slider that is the real scale (the UI starts it at the file's alpha/rank)."""
+import logging
+
 import folder_paths
 
 from .lora_library import cached_read, resolve_lora
+from ..core.lora_patcher import linear_weights
+from ..core.layouts.lora_layouts import layout_title
 from ..model.model_patcher import MODES, LongCatModelPatcher
+
+log = logging.getLogger("longcat")
+
+
+def applied_message(name, description):
+    """What the node reports after reading a file: its layout, what is applied, and what it skips."""
+    targets = sum(len(f) for f in description.targets.values())
+    text = f"{name}: {layout_title(description.layout)} layout, {targets} terms on {len(description.targets)} modules"
+    for component, keys in sorted(description.skipped_keys.items()):
+        text += f"; skipped {len(keys)} keys of the {component} (not part of this model), e.g. {keys[0]}"
+    return text
 
 
 class LongCatLoraLoader:
@@ -13,7 +28,9 @@ class LongCatLoraLoader:
                                            "chaining stacks LoRAs)."}),
             "lora_name": (folder_paths.get_filename_list("loras"), {
                 "tooltip": "A LoRA from models/loras: the official LongCat files (cfg_step_lora, refinement_lora), "
-                           "kohya, PEFT/diffusers, or files with split q/k/v."}),
+                           "Kijai's WanVideoWrapper conversions, FastVideo's, DiffSynth / PEFT adapters, kohya, or "
+                           "files with split q/k/v. A file is applied whole or not at all; keys of other components "
+                           "(a text encoder) are skipped and listed."}),
             "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01, "tooltip":
                          "The real scale of up @ down. Choosing a file sets it to that file's alpha/rank (0.5 for "
                          "both official LongCat LoRAs), which reproduces the reference; 2x that is what runtimes that "
@@ -39,6 +56,9 @@ class LongCatLoraLoader:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not (-10.0 <= strength <= 10.0):
             raise ValueError(f"strength {strength} is outside -10..10")
-        shapes = {k: tuple(v.shape) for k, v in model.model.diffusion_model.state_dict().items()}
+        # the logical [out, in] of every linear: quantized weights store packed data, split ones hold pieces
+        shapes = {f"{m}.weight": tuple(w.shape) for m, w in linear_weights(model.model.diffusion_model).items()}
         description = cached_read(resolve_lora(lora_name), shapes)
-        return (model.with_lora(description, strength, mode),)
+        message = applied_message(lora_name, description)
+        (log.warning if description.skipped_keys else log.info)("Apply LongCat LoRA: %s", message)
+        return {"ui": {"text": [message]}, "result": (model.with_lora(description, strength, mode),)}

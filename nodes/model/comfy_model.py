@@ -12,13 +12,16 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management as mm
 import comfy.patcher_extension
+import comfy.quant_ops
 import comfy.supported_models_base
+import comfy.utils
 
 from ..stages.bsa_node import OPTION as BSA_OPTION
 from ..core.block_sparse_attention import block_sparse_attention
-from ..core.checkpoint import fill_parameters
+from ..core.checkpoint import CheckpointError, fill_parameters
 from ..core.conditioning import condition_frame_count, per_frame_timesteps
 from ..core.dit import ConditionCache, LongCatDiT
+from ..core.layouts.quantized_model import fill_modules, split_fused_linears
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
@@ -34,9 +37,10 @@ class LongCatComfyDiT(LongCatDiT):
     keys and values, as the reference's `generate_vc` does; a single image frame runs with the noisy frames, as
     its `generate_i2v` does (with CFG-Zero* the two differ: only the uncached image frame enters the scale)."""
 
-    def __init__(self, *args, dtype=None, **kwargs):
+    def __init__(self, *args, dtype=None, split_fused=(), **kwargs):
         super().__init__(*args, dtype=dtype, **kwargs)
         self.dtype = dtype  # BaseModel.get_dtype() reads it
+        split_fused_linears(self, split_fused, kwargs["operations"], dtype, kwargs.get("device"))
 
     def forward(self, x, timestep, context, control=None, transformer_options={}, denoise_mask=None, **kwargs):
         sparse = transformer_options.get(BSA_OPTION)
@@ -91,27 +95,57 @@ class LongCatVideoConfig(comfy.supported_models_base.BASE):
         return LongCatVideoModel(self, device=device)
 
 
-def pick_dtypes(choice, parameters, stored_dtype):
-    """(weight dtype, manual cast dtype) the way core's diffusion-model loader chooses them."""
+WEIGHT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
+                 "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+
+
+def pick_dtypes(choice, parameters, stored_dtype, quantized=False):
+    """(weight dtype, manual cast dtype) the way core's diffusion-model loader chooses them (comfy/sd.py
+    load_diffusion_model_state_dict): for quantized layers the stored dtype does not count and the compute dtype
+    is chosen for the device alone."""
     load_device = mm.get_torch_device()
     supported = LongCatVideoConfig.supported_inference_dtypes
     if choice == "default":
-        weight_dtype = mm.unet_dtype(model_params=parameters, supported_dtypes=supported, weight_dtype=stored_dtype)
+        weight_dtype = mm.unet_dtype(model_params=parameters, supported_dtypes=supported,
+                                     weight_dtype=None if quantized else stored_dtype)
     else:
-        weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
-                        "fp8_e4m3fn": torch.float8_e4m3fn}[choice]
-    return weight_dtype, mm.unet_manual_cast(weight_dtype, load_device, supported)
+        weight_dtype = WEIGHT_DTYPES[choice]
+    return weight_dtype, mm.unet_manual_cast(None if quantized else weight_dtype, load_device, supported)
+
+
+def check_quantization(checkpoint, choice):
+    """A quantized checkpoint loads only in formats this ComfyUI's ops know (comfy/quant_ops.py QUANT_ALGOS:
+    0.8.0 has float8_e4m3fn, float8_e5m2 and nvfp4; 0.33 adds mxfp8, int8_tensorwise, ...), stored as it is."""
+    formats = {conf["format"] for conf in checkpoint.plan.quantized.values()}
+    unknown = sorted(formats - set(comfy.quant_ops.QUANT_ALGOS))
+    if unknown:
+        layer = next(m for m, conf in checkpoint.plan.quantized.items() if conf["format"] in unknown)
+        raise CheckpointError(checkpoint.path, f"layer {layer} is quantized as {', '.join(unknown)}, which this "
+                                               f"ComfyUI does not support (it knows "
+                                               f"{', '.join(sorted(comfy.quant_ops.QUANT_ALGOS))}): update ComfyUI")
+    if formats and WEIGHT_DTYPES.get(choice) in (torch.float8_e4m3fn, torch.float8_e5m2):
+        raise CheckpointError(checkpoint.path, f"is already quantized ({', '.join(sorted(formats))}): choose "
+                                               "weight_dtype default (or bf16 / fp16 / fp32 for its other layers)")
 
 
 def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None):
-    """A LongCatModelPatcher around a LongCatVideoModel, its parameters filled from the streaming `checkpoint`."""
+    """A LongCatModelPatcher around a LongCatVideoModel, its parameters filled from the streaming `checkpoint`.
+    Quantized layers get ComfyUI's mixed-precision ops, picked from the per-layer configs as core does
+    (comfy/utils.py detect_layer_quantization -> model_config.quant_config -> comfy/ops.py pick_operations)."""
     config = LongCatVideoConfig(dict(checkpoint.config))
     config.set_inference_dtype(weight_dtype, manual_cast_dtype)
     offload_device = mm.unet_offload_device()
-    model = config.get_model({}, "", device="meta")  # parameters without storage: no second copy in RAM
-    model.diffusion_model.to_empty(device=offload_device)
+    if checkpoint.plan.quantized:
+        config.quant_config = comfy.utils.detect_layer_quantization(
+            {f"{module}.comfy_quant": None for module in checkpoint.plan.quantized}, "")
+        # Quantized layers create their weights while loading, on the device they were built for.
+        model = config.get_model({}, "", device=offload_device)
+        fill_modules(model.diffusion_model, checkpoint, check_interrupt)
+    else:
+        model = config.get_model({}, "", device="meta")  # parameters without storage: no second copy in RAM
+        model.diffusion_model.to_empty(device=offload_device)
+        fill_parameters(model.diffusion_model, checkpoint, check_interrupt)
     model.device = None
-    fill_parameters(model.diffusion_model, checkpoint, check_interrupt)
     patcher = LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, CONDITION_CACHE,
                                  condition_cache_per_run)

@@ -15,7 +15,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
 
-from ..core.lora_patcher import MERGEABLE_DTYPES, RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, \
+from ..core.lora_patcher import RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, mergeable, \
     prepare_stack
 from ..core.lru_cache import LruCache
 
@@ -107,17 +107,17 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
 
     def choose_mode(self, weights):
         """(mode, keep the backup on the device). auto merges only resident, mergeable weights whose backup fits
-        on the device; merge also accepts a pinned-host backup; everything else runs at run time."""
+        on the device; merge also accepts a pinned-host backup; everything else (fp8, quantized) runs at run time."""
         if self.longcat_mode == "runtime":
             return "runtime", False
         resident = (not self.model.model_lowvram and
-                    all(w.device == self.load_device and w.dtype in MERGEABLE_DTYPES for w in weights.values()))
+                    all(w.device == self.load_device and mergeable(w) for w in weights.values()))
         fits = resident and backup_fits_on_device(weights.values(), reserve_bytes=self.inference_reserve())
         if self.longcat_mode == "merge":
             if resident:
                 return "merge", fits
-            log.warning("LongCat LoRA: merge asked for, but the weights are offloaded, partially loaded or fp8; "
-                        "applying the stack at run time instead")
+            log.warning("LongCat LoRA: merge asked for, but the weights are offloaded, partially loaded, fp8 or "
+                        "quantized; applying the stack at run time instead (quantized weights are never re-quantized)")
         return ("merge", True) if fits else ("runtime", False)
 
     def inference_reserve(self):
