@@ -65,8 +65,9 @@ def pipeline_output(comfy_env, tensors, name, mode, cached=True):
         import comfy.patcher_extension
         model = model.clone()
         model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, "longcat_condition_cache")
-    for lora in case["loras"]:
-        model = node(comfy_env, "LongCatLoraLoader").apply(model, LORA_FILES[lora], 0.5, mode)[0]
+    if case["loras"]:
+        from test_comfyui_lora_patching import with_loras
+        model = with_loras(comfy_env, model, [(LORA_FILES[lora], 0.5) for lora in case["loras"]], mode)
     positive = conditioning(tensors, name)
     negative = conditioning(tensors, name, "neg_text") if f"{name}.neg_text" in tensors else positive
     frames = tensors[f"{name}.noise"].shape[2] if f"{name}.noise" in tensors else tensors[f"{name}.eps"].shape[2]
