@@ -9,6 +9,12 @@ buffers (RoPE tables are computed per call).
 Precision follows the reference: the timestep embedder, the adaLN linears, the final layer, every norm, RoPE, the
 modulation and the gated residual adds run in fp32; the residual stream and the attention / FFN linears run in
 the model dtype.
+
+Memory: a step holds the residual stream x and, during self-attention, one block's q, k and v (the floor is
+x + k + v; q is kept in chunks, each freed once it has attended). Everything else runs over chunks of whole latent
+frames (`FrameChunks`) and is freed chunk by chunk: the modulation and norm islands, the qkv and output
+projections, attention (q-chunked), cross-attention, the FFN and the final layer. Residual adds are in place and no
+fp32 copy of the whole residual stream is ever made. bench/bench_activation_memory.py measures the peak.
 """
 import functools
 import logging
@@ -76,13 +82,36 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, dtype=dtype, device=device))
 
     def forward(self, x):
-        return rms_norm(x, self.weight.to(device=x.device, dtype=x.dtype), self.eps)
+        return rms_norm(x, self.cast_weight(x), self.eps)
+
+    def cast_weight(self, x):
+        return self.weight.to(device=x.device, dtype=x.dtype)
 
 
 @fused_on_cuda
 def rms_norm(x, weight, eps):
     xf = x.float()
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x) * weight
+
+
+@fused_on_cuda
+def norm_rope(x, weight, cos, sin, eps):
+    """Per-head RMSNorm, then RoPE: interleaved pairs (a, b) -> (a cos - b sin, b cos + a sin).
+
+    The reference's roundings: normalised in fp32 and cast back, scaled by the weight in x's dtype, rotated in fp32
+    and cast back. x: [B, heads, n, 128]; weight [128] in x's dtype; cos, sin: [n, 128] fp32. Run eagerly it holds
+    one fp32 working copy of x and one rotated copy (in-place steps, same results).
+    """
+    xf = x.to(torch.float32, copy=True)
+    xf.mul_(torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps))
+    xf.copy_(xf.type_as(x) * weight)
+    rotated = torch.empty_like(xf)
+    rotated[..., 0::2] = xf[..., 1::2]
+    rotated[..., 0::2].neg_()
+    rotated[..., 1::2] = xf[..., 0::2]
+    xf.mul_(cos).add_(rotated.mul_(sin))
+    del rotated
+    return xf.type_as(x)
 
 
 @fused_on_cuda
@@ -94,16 +123,16 @@ def modulate(x, shift, scale):
     B, N, C = x.shape
     T = shift.shape[1]
     h = F.layer_norm(x.view(B, T, N // T, C).float(), (C,), eps=NORM_EPS)
-    return (h * (1 + scale) + shift).view(B, N, C).to(x.dtype)
+    return h.mul_(1 + scale).add_(shift).view(B, N, C).to(x.dtype)
 
 
 @fused_on_cuda
-def gated_add(x, gate, out):
-    """Residual add x + gate * out per latent frame, in fp32, stored back in the residual dtype."""
+def gated_add_(x, gate, out):
+    """Residual add x += gate * out per latent frame, in place: fp32 math, one rounding to the residual dtype."""
     B, N, C = x.shape
     T = gate.shape[1]
-    y = x.view(B, T, N // T, C) + gate * out.view(B, T, N // T, C)
-    return y.view(B, N, C).to(x.dtype)
+    xv = x.view(B, T, N // T, C)
+    xv.copy_((gate * out.view(B, T, N // T, C)).add_(xv))
 
 
 def timestep_embedding(t, dim, max_period=10000):
@@ -118,38 +147,69 @@ def timestep_embedding(t, dim, max_period=10000):
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-def rope_3d(grid, device):
-    """cos, sin tables [N, 128] (fp32) of the 3D RoPE over a (T, H', W') token grid, T-major token order.
+class Rope3D:
+    """The 3D RoPE over a (T, H', W') token grid, T-major token order, as cos/sin tables of whole latent frames.
 
     The head dim splits into t:44 | h:42 | w:42 channels; each axis has freqs 1/base^(2i/dim_axis) at integer
-    positions, and each frequency covers an interleaved channel pair (2i, 2i+1). The frequencies are computed
-    on the CPU as in the reference (CUDA's pow differs in the last bit for some); angles and cos/sin on `device`.
+    positions, and each frequency covers an interleaved channel pair (2i, 2i+1). Every channel depends on one axis
+    only, so the tables are kept per axis and `tables(frames)` assembles the [n, 128] fp32 cos and sin of a slice
+    of frames on demand (no table spans all tokens). The frequencies are computed on the CPU as in the reference
+    (CUDA's pow differs in the last bit for some); angles and cos/sin on `device`.
     """
-    dims = (HEAD_DIM - 4 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6))
-    angles = []
-    for axis, (n, dim) in enumerate(zip(grid, dims)):
-        freqs = (1.0 / (ROPE_BASE ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))).to(device)
-        a = torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None]
-        a = a.repeat_interleave(2, dim=-1)
-        shape = [1, 1, 1, dim]
-        shape[axis] = n
-        angles.append(a.view(shape).expand(*grid, dim))
-    angles = torch.cat(angles, dim=-1).reshape(-1, HEAD_DIM)
-    return angles.cos(), angles.sin()
 
+    def __init__(self, grid, device):
+        dims = (HEAD_DIM - 4 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6))
+        self.grid = tuple(grid)
+        self.axes = []  # per axis: (cos, sin) [positions, channels of the axis]
+        for n, dim in zip(grid, dims):
+            freqs = (1.0 / (ROPE_BASE ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))).to(device)
+            angles = (torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None])
+            angles = angles.repeat_interleave(2, dim=-1)
+            self.axes.append((angles.cos(), angles.sin()))
 
-@fused_on_cuda
-def apply_rope(x, cos, sin):
-    """Rotate interleaved pairs (a, b) -> (a cos - b sin, b cos + a sin) in fp32; x: [B, heads, N, 128]."""
-    xf = x.float()
-    a, b = xf.unflatten(-1, (-1, 2)).unbind(-1)
-    rotated = torch.stack((-b, a), dim=-1).flatten(-2)
-    return (xf * cos + rotated * sin).type_as(x)
+    def tables(self, frames):
+        """cos, sin [tokens of frames, 128] for a slice of latent frames."""
+        _, H, W = self.grid
+        (cos_t, sin_t), (cos_h, sin_h), (cos_w, sin_w) = self.axes
+        n = frames.stop - frames.start
+
+        def assemble(t, h, w):
+            return torch.cat([t[frames, None, None].expand(n, H, W, -1), h[None, :, None].expand(n, H, W, -1),
+                              w[None, None].expand(n, H, W, -1)], dim=-1).reshape(-1, HEAD_DIM)
+
+        return assemble(cos_t, cos_h, cos_w), assemble(sin_t, sin_h, sin_w)
 
 
 def dense_attention(q, k, v, grid):
     """Default self-attention backend: exact softmax(q k^T / sqrt(128)) v. `grid` is unused by dense attention."""
     return F.scaled_dot_product_attention(q, k, v)
+
+
+ATTENTION_PARTS = 12  # while one block's q, k and v are alive, chunks of about 1/12 of the frames
+TOKEN_PARTS = 3  # elsewhere (cross-attention, FFN, final layer) only x is alive: larger chunks, fewer calls
+MIN_CHUNK_TOKENS = 2048  # GEMMs stay large; small latents run in one piece
+
+
+class FrameChunks:
+    """(token slice, frame slice) pairs that cut the tokens of a (T, H', W') grid into chunks of whole latent frames.
+
+    Per-token work runs chunk by chunk so that its intermediates never span all tokens. A chunk covers about
+    1/parts of the frames (at least MIN_CHUNK_TOKENS tokens, rounded down to a multiple of `multiple` frames);
+    conditioning frames and noisy frames never share a chunk.
+    """
+
+    def __init__(self, grid, num_cond_frames=0, multiple=1):
+        self.frames, self.frame_tokens = grid[0], grid[1] * grid[2]
+        self.num_cond_frames, self.multiple = num_cond_frames, multiple
+
+    def __call__(self, parts, start=0):
+        """Chunks of the frames from `start` on."""
+        step = max(-(-self.frames // parts), -(-MIN_CHUNK_TOKENS // self.frame_tokens))
+        step = max(self.multiple, step // self.multiple * self.multiple)
+        for first, end in ((0, self.num_cond_frames), (self.num_cond_frames, self.frames)):
+            for f in range(max(first, start), end, step):
+                frames = slice(f, min(f + step, end))
+                yield slice(frames.start * self.frame_tokens, frames.stop * self.frame_tokens), frames
 
 
 class PatchEmbed3D(nn.Module):
@@ -201,12 +261,17 @@ class CaptionEmbedder(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with per-head q/k RMSNorm and 3D RoPE.
+    """Multi-head self-attention with per-head q/k RMSNorm and 3D RoPE, run by the block in two passes over chunks
+    of frames: `project` computes q, k, v of every token, then `attend` runs one chunk of queries at a time.
 
-    The attention kernel is a swappable callable `attention_backend(q, k, v, grid)`: q, k, v are
-    [B, heads, N, 128] after norm and RoPE, grid is the (T, H', W') token grid of the whole latent. q and k
-    always hold whole latent frames (T-major), so a backend that needs their frame counts reads them as
-    N_q // (H' W') and N_k // (H' W'); they differ from T when conditioning frames are present.
+    The attention kernel is a swappable backend `attention_backend(q, k, v, grid)`: q, k, v are [B, heads, n, 128]
+    after norm and RoPE, grid is the (T, H', W') token grid of the whole latent. q and k always hold whole latent
+    frames (T-major), so a backend that needs their frame counts reads them as N_q // (H' W') and N_k // (H' W');
+    they are fewer than T for a chunk of queries and for the conditioning frames' own keys.
+    A backend may keep its keys in an order of its own (block-sparse attention: tile order). If it has
+    `key_tile(grid, num_cond_frames)` and that returns a tile, k and v are stored through
+    `backend.arrange_keys(chunk, chunk_grid)` in chunks of whole tile rows, and attention calls
+    `backend.attend_tiled(q, k, v, grid)`; None there means dense attention for this grid.
     """
 
     def __init__(self, dim, num_heads, dtype=None, device=None, operations=nn):
@@ -218,23 +283,54 @@ class SelfAttention(nn.Module):
         self.proj = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
         self.attention_backend = dense_attention
 
-    def forward(self, x, rope, grid, num_cond_tokens):
-        B, N, C = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)
-        q = apply_rope(self.q_norm(q), *rope)
-        k = apply_rope(self.k_norm(k), *rope)
-        if num_cond_tokens:
-            # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
-            n = num_cond_tokens
-            out = torch.cat([self.attention_backend(q[:, :, :n], k[:, :, :n], v[:, :, :n], grid),
-                             self.attention_backend(q[:, :, n:], k, v, grid)], dim=2)
-        else:
-            out = self.attention_backend(q, k, v, grid)
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+    def plan(self, grid, num_cond_frames):
+        """(attention function, key tile or None) of the backend for this grid."""
+        backend = self.attention_backend
+        if not hasattr(backend, "key_tile"):
+            return backend, None
+        tile = backend.key_tile(grid, num_cond_frames)
+        return (backend.attend_tiled, tile) if tile else (dense_attention, None)
+
+    def project(self, x, shift, scale, rope, chunks, tile):
+        """Queries, k, v of all tokens of x: modulated, projected, normed and rotated chunk by chunk. k and v:
+        [B, heads, N, 128], arranged by the backend when `tile` is set; queries: a list of (token slice, frame slice,
+        q [B, heads, n, 128]) per chunk, so that each can be freed as soon as it has attended."""
+        B, N, _ = x.shape
+        k, v = (x.new_empty(B, self.num_heads, N, HEAD_DIM) for _ in range(2))
+        arrange = self.attention_backend.arrange_keys if tile else None
+        queries = []
+        for rows, frames in chunks:
+            chunk_grid = (frames.stop - frames.start, *rope.grid[1:])
+            q = x.new_empty(B, self.num_heads, rows.stop - rows.start, HEAD_DIM)
+            k_rows, v_rows = k[:, :, rows], v[:, :, rows]
+            self._write_projections(x[:, rows], shift[:, frames], scale[:, frames], q, k_rows, v_rows, arrange,
+                                    chunk_grid)
+            cos, sin = rope.tables(frames)
+            q.copy_(norm_rope(q, self.q_norm.cast_weight(q), cos, sin, self.q_norm.eps))
+            if arrange:
+                cos, sin = (arrange(t[None, None], chunk_grid)[0, 0] for t in (cos, sin))
+            k_rows.copy_(norm_rope(k_rows, self.k_norm.cast_weight(k), cos, sin, self.k_norm.eps))
+            queries.append((rows, frames, q))
+        return queries, k, v
+
+    def _write_projections(self, x, shift, scale, q, k, v, arrange, grid):
+        """The raw q, k, v of a chunk written into its rows of the buffers: the qkv output lives only in here."""
+        B, n, _ = x.shape
+        raw = self.qkv(modulate(x, shift, scale)).view(B, n, 3, self.num_heads, HEAD_DIM).permute(2, 0, 3, 1, 4)
+        q.copy_(raw[0])
+        k.copy_(arrange(raw[1], grid) if arrange else raw[1])
+        v.copy_(arrange(raw[2], grid) if arrange else raw[2])
+
+    def attend(self, q, k, v, grid, attention):
+        """The projected attention output [B, n, C] of the queries q [B, heads, n, 128] over k, v."""
+        out = attention(q, k, v, grid)
+        B, _, n, _ = out.shape
+        return self.proj(out.transpose(1, 2).reshape(B, n, -1))
 
 
 class CrossAttention(nn.Module):
-    """Text cross-attention: q from the video tokens, k/v from the caption rows, q/k RMSNorm, no RoPE, no mask."""
+    """Text cross-attention: q from the video tokens, k/v from the caption rows, q/k RMSNorm, no RoPE, no mask.
+    The caption's keys and values are computed once per block (`text_keys`), the queries per chunk of tokens."""
 
     def __init__(self, dim, num_heads, dtype=None, device=None, operations=nn):
         super().__init__()
@@ -245,19 +341,16 @@ class CrossAttention(nn.Module):
         self.q_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
         self.k_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
 
-    def forward(self, x, y, num_cond_tokens):
-        """Conditioning tokens get an exact zero output (not even the proj bias), as in the reference."""
-        if num_cond_tokens:
-            out = self._attend(x[:, num_cond_tokens:], y)
-            return torch.cat([out.new_zeros(x.shape[0], num_cond_tokens, x.shape[2]), out], dim=1)
-        return self._attend(x, y)
+    def text_keys(self, y):
+        """k, v [B, heads, L, 128] of the caption rows y [B, L, C]."""
+        B, L, _ = y.shape
+        k, v = self.kv_linear(y).view(B, L, 2, self.num_heads, HEAD_DIM).unbind(2)
+        return self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
-    def _attend(self, x, y):
+    def forward(self, x, k, v):
         B, N, C = x.shape
         q = self.q_norm(self.q_linear(x).view(B, N, self.num_heads, HEAD_DIM))
-        k, v = self.kv_linear(y).view(B, y.shape[1], 2, self.num_heads, HEAD_DIM).unbind(2)
-        k = self.k_norm(k)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k, v)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
@@ -274,13 +367,15 @@ class FeedForwardSwiGLU(nn.Module):
 
 @fused_on_cuda
 def silu_mul(a, b):
-    return F.silu(a) * b
+    """SiLU(a) * b, written into a (the FFN's own intermediate)."""
+    return F.silu(a, inplace=True).mul_(b)
 
 
 class LongCatBlock(nn.Module):
     """x += gate_msa * SelfAttn(mod(x)); x += CrossAttn(LN_affine(x), y); x += gate_mlp * FFN(mod(x)).
 
-    The six adaLN chunks come per latent frame from the timestep embedding; cross-attention has no gate.
+    The six adaLN chunks come per latent frame from the timestep embedding; cross-attention has no gate and gives
+    the conditioning tokens an exact zero (they are left as they are, not even the proj bias is added).
     """
 
     def __init__(self, hidden_size, num_heads, adaln_tembed_dim, ffn_hidden, dtype=None, device=None,
@@ -295,11 +390,34 @@ class LongCatBlock(nn.Module):
         self.ffn = FeedForwardSwiGLU(hidden_size, ffn_hidden, operations=operations, **kw)
 
     def forward(self, x, y, t_emb, rope, grid, num_cond_tokens):
+        """Updates the residual stream x [B, N, C] in place (and returns it).
+
+        Self-attention runs in two passes over chunks of frames: q, k, v of every token first, then attention and
+        the gated add one chunk of queries at a time. Cross-attention and the FFN run chunk by chunk too.
+        """
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = \
             run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(6, dim=-1)  # each [B, T, 1, C]
-        x = gated_add(x, gate_msa, self.attn(modulate(x, shift_msa, scale_msa), rope, grid, num_cond_tokens))
-        x = x + self.cross_attn(run_fp32(self.pre_crs_attn_norm, x).to(x.dtype), y, num_cond_tokens)
-        return gated_add(x, gate_mlp, self.ffn(modulate(x, shift_mlp, scale_mlp)))
+        num_cond_frames = num_cond_tokens // (grid[1] * grid[2])
+        attention, tile = self.attn.plan(grid, num_cond_frames)
+        chunks = FrameChunks(grid, num_cond_frames, multiple=tile[0] if tile else 1)
+
+        queries, k, v = self.attn.project(x, shift_msa, scale_msa, rope, chunks(ATTENTION_PARTS), tile)
+        while queries:
+            rows, frames, q = queries.pop(0)  # each chunk of queries is freed once it has attended
+            # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
+            keys = slice(0, num_cond_tokens) if rows.start < num_cond_tokens else slice(None)
+            gated_add_(x[:, rows], gate_msa[:, frames],
+                       self.attn.attend(q, k[:, :, keys], v[:, :, keys], grid, attention))
+        del q, k, v
+
+        text_k, text_v = self.cross_attn.text_keys(y)
+        for rows, _ in chunks(TOKEN_PARTS, start=num_cond_frames):  # conditioning tokens get no cross-attention
+            x[:, rows] += self.cross_attn(run_fp32(self.pre_crs_attn_norm, x[:, rows]).to(x.dtype), text_k, text_v)
+
+        for rows, frames in chunks(TOKEN_PARTS):
+            gated_add_(x[:, rows], gate_mlp[:, frames],
+                       self.ffn(modulate(x[:, rows], shift_mlp[:, frames], scale_mlp[:, frames])))
+        return x
 
 
 class FinalLayer(nn.Module):
@@ -311,10 +429,12 @@ class FinalLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(
             nn.SiLU(), operations.Linear(adaln_tembed_dim, 2 * hidden_size, bias=True, **kw))
 
-    def forward(self, x, t_emb):
-        """Modulated LN (no affine) per frame, then the output Linear in fp32 on the model-dtype input."""
+    def forward(self, x, t_emb, chunks):
+        """Modulated LN (no affine) per frame, then the output Linear in fp32 on the model-dtype input, per chunk
+        of frames (`chunks`: (token slice, frame slice) pairs)."""
         shift, scale = run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(2, dim=-1)
-        return run_fp32(self.linear, modulate(x, shift, scale))
+        return torch.cat([run_fp32(self.linear, modulate(x[:, rows], shift[:, frames], scale[:, frames]))
+                          for rows, frames in chunks], dim=1)
 
 
 class LongCatDiT(nn.Module):
@@ -373,13 +493,13 @@ class LongCatDiT(nn.Module):
         # The reference rounds timesteps to the model dtype, then embeds them in fp32.
         t_emb = self.t_embedder(timestep.to(dtype).float().flatten()).view(B, T, -1)
 
-        h = self.x_embedder(x.to(dtype))
-        rope = rope_3d(grid, h.device)
+        h = self.x_embedder(x.to(dtype)).contiguous()  # the residual stream: every block updates it in place
+        rope = Rope3D(grid, h.device)
         num_cond_tokens = num_cond_latents * grid[1] * grid[2]
         for block in self.blocks:
             h = block(h, y, t_emb, rope, grid, num_cond_tokens)
 
-        out = self.final_layer(h, t_emb)
+        out = self.final_layer(h, t_emb, FrameChunks(grid)(TOKEN_PARTS))
         out = rearrange(out, "B (T Hp Wp) (pt ph pw C) -> B C (T pt) (Hp ph) (Wp pw)",
                         T=grid[0], Hp=grid[1], Wp=grid[2], pt=1, ph=ph, pw=pw)
         return out[:, :, :, :H, :W].float()
