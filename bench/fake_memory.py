@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import sys
+import warnings
 import weakref
 
 import torch
@@ -86,7 +87,9 @@ _counter = None  # the LiveBytes of the running measurement (compiled islands ar
 def _as_one_kernel(fn, **_compile_options):
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with _counter.kernel():
+        with _counter.kernel(), warnings.catch_warnings():
+            # flex attention run eagerly warns that it would materialise the scores: here it is one fake kernel
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
             return fn(*args, **kwargs)
     return run
 

@@ -3,8 +3,6 @@
 Core cannot detect LongCat-Video, so this does what `comfy.sd.load_diffusion_model_state_dict` does, but streams
 the checkpoint tensor by tensor into the model's parameters (a 54 GB fp32 checkpoint never sits in RAM twice).
 """
-from functools import partial
-
 import torch
 
 import comfy.conds
@@ -14,12 +12,17 @@ import comfy.model_management as mm
 import comfy.supported_models_base
 
 from ..stages.bsa_node import OPTION as BSA_OPTION
-from ..core.block_sparse_attention import block_sparse_attention
+from ..core.block_sparse_attention import BlockSparseAttention
 from ..core.checkpoint import fill_parameters
-from ..core.dit import LongCatDiT
+from ..core.dit import ATTENTION_PARTS, COMPUTE_DTYPES, FrameChunks, LongCatDiT
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
+# The peak of one step, in rows of [hidden] per token: the residual stream and one block's q, k, v for every token,
+# and 4 more for each token of the largest self-attention chunk (its modulated input and its qkv output). Measured
+# (bench/bench_activation_memory.py: full size, fake tensors; eager and CUDA paths, runtime LoRA on or off) it is
+# within 2% of that at 480p / 93 frames and at the 720p refinement; MARGIN covers the rest (captions, latents).
+ROWS_PER_TOKEN, ROWS_PER_CHUNK_TOKEN, MARGIN = 4, 4, 1.1
 
 
 class LongCatComfyDiT(LongCatDiT):
@@ -32,7 +35,7 @@ class LongCatComfyDiT(LongCatDiT):
 
     def forward(self, x, timestep, context, control=None, transformer_options={}, **kwargs):
         sparse = transformer_options.get(BSA_OPTION)
-        self.set_self_attention(partial(block_sparse_attention, sparsity=sparse["sparsity"]) if sparse else None)
+        self.set_self_attention(BlockSparseAttention(sparse["sparsity"]) if sparse else None)
         try:
             return -super().forward(x, timestep, context[:, :TEXT_TOKENS], transformer_options=transformer_options)
         finally:
@@ -42,6 +45,19 @@ class LongCatComfyDiT(LongCatDiT):
 class LongCatVideoModel(comfy.model_base.BaseModel):
     def __init__(self, model_config, device=None):
         super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
+
+    def memory_required(self, input_shape, cond_shapes={}):
+        """Activation memory of one step on latents of `input_shape` [B, C, T, H, W], what ComfyUI keeps free next
+        to the weights (see ROWS_PER_TOKEN); ComfyUI's area formula (memory_usage_factor) is not used."""
+        B, _, T, H, W = input_shape
+        unet_config = self.model_config.unet_config
+        _, ph, pw = unet_config.get("patch_size", (1, 2, 2))
+        grid = (T, -(-H // ph), -(-W // pw))
+        chunk = max(rows.stop - rows.start for rows, _ in FrameChunks(grid)(ATTENTION_PARTS))
+        rows = ROWS_PER_TOKEN * grid[0] * grid[1] * grid[2] + ROWS_PER_CHUNK_TOKEN * chunk
+        dtype = self.manual_cast_dtype or self.get_dtype()
+        element_size = mm.dtype_size(dtype) if dtype in COMPUTE_DTYPES else 2  # fp8 storage computes in 16 bits
+        return MARGIN * B * rows * unet_config["hidden_size"] * element_size
 
     def extra_conds(self, **kwargs):
         out = super().extra_conds(**kwargs)
@@ -57,11 +73,6 @@ class LongCatVideoConfig(comfy.supported_models_base.BASE):
     sampling_settings = {"shift": 12.0, "multiplier": 1000}
     latent_format = comfy.latent_formats.Wan21
     supported_inference_dtypes = [torch.bfloat16, torch.float16, torch.float32]
-    memory_usage_factor = 1.8
-
-    def __init__(self, unet_config):
-        super().__init__(unet_config)
-        self.memory_usage_factor = unet_config["hidden_size"] / 2222  # as core's Wan configs scale it
 
     def get_model(self, state_dict, prefix="", device=None):
         return LongCatVideoModel(self, device=device)
