@@ -6,8 +6,11 @@ with the DiT's own chunking rules: self-attention in 3 chunks of 2,048 tokens (M
 With --full-size-chunks MIN_CHUNK_TOKENS is scaled down with the tokens, so the chunk counts are those of the full
 480p step (12 and 3) on chunks of 512 tokens: there CPU GEMMs and attention lose efficiency that chunks of 3,120
 tokens at hidden 4096 do not, so that ratio overstates the cost.
-CPU time of the process is printed next to wall time: on a shared machine it is the steadier of the two.
-Usage: python bench/bench_chunked_step_speed.py [--against REF] [--repeats N] [--dtype bf16|fp32] [--full-size-chunks]
+CPU time of the process is printed next to wall time: on a shared machine it is the steadier of the two. On an
+oversubscribed machine every multi-threaded op also waits for its threads to be scheduled (about 15 ms an op on
+the 2-core development box at load 7), which weighs on the many small ops of small chunks: --threads 1 removes it.
+Usage: python bench/bench_chunked_step_speed.py [--against REF] [--repeats N] [--dtype bf16|fp32]
+       [--full-size-chunks] [--threads N]
 """
 import argparse
 import os
@@ -36,7 +39,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--full-size-chunks", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     device = torch.device("cpu")
     T, H, W = LATENT
