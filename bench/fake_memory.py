@@ -81,12 +81,19 @@ class LiveBytes(TorchDispatchMode):
                 self.peak = max(self.peak, self.live)
 
 
-_counter = None  # the LiveBytes of the running measurement (compiled islands are created once, used by all)
+_counter = None  # the LiveBytes of the running measurement, None outside one
+_compile = torch.compile
 
 
-def _as_one_kernel(fn, **_compile_options):
+def _as_one_kernel(fn, **options):
+    """What `counting("cuda")` gives for torch.compile: during a measurement, fn run as one kernel; afterwards
+    (the DiT keeps its compiled islands) the real torch.compile of fn."""
+    compiled = _compile(fn, **options)  # compiles on first call only
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        if _counter is None:
+            return compiled(*args, **kwargs)
         with _counter.kernel(), warnings.catch_warnings():
             # flex attention run eagerly warns that it would materialise the scores: here it is one fake kernel
             warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
@@ -120,6 +127,7 @@ def counting(device_type):
         with torch.inference_mode(), _counter:
             yield _counter
     finally:
+        _counter = None
         torch.compile, torch.autocast = saved
 
 
@@ -157,11 +165,16 @@ def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_laten
             model.set_self_attention(backend() if backend else functools.partial(bsa.block_sparse_attention))
         if lora is not None:  # fake copies on the device, made before counting starts
             RuntimeLora(model, {m: fake_copy(t, device_type) for m, t in lora.items()}).attach()
-        with counting(device_type) as counter:
-            x = torch.randn(1, 16, T, H, W, device=device_type, dtype=torch.bfloat16)
-            context = torch.zeros(1, 512, FULL_CONFIG["caption_channels"], device=device_type, dtype=torch.bfloat16)
-            t = torch.full((1, T), 500.0, device=device_type)
-            model(x, t, context, num_cond_latents=num_cond_latents)
+        kernels, bsa._kernels = bsa._kernels, None  # compiled block-sparse kernels made now, while counting
+        try:
+            with counting(device_type) as counter:
+                x = torch.randn(1, 16, T, H, W, device=device_type, dtype=torch.bfloat16)
+                context = torch.zeros(1, 512, FULL_CONFIG["caption_channels"], device=device_type,
+                                      dtype=torch.bfloat16)
+                t = torch.full((1, T), 500.0, device=device_type)
+                model(x, t, context, num_cond_latents=num_cond_latents)
+        finally:
+            bsa._kernels = kernels
     return counter.peak
 
 
