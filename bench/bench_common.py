@@ -29,6 +29,7 @@ def device_name(device):
 FULL_CONFIG = dict(hidden_size=4096, depth=48, num_heads=32, caption_channels=4096, adaln_tembed_dim=512,
                    ffn_hidden=11008)
 LATENT_480P = (24, 60, 104)  # 480x832, 93 frames -> 24 x 60 x 104 Wan latents
+LATENT_720P = (48, 88, 160)  # the refinement: 704x1280, 192 frames -> 48 x 88 x 160
 LATENT_480P_SMALL = (4, 16, 16)  # the CPU stand-in
 SMALL_CONFIG = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)  # the golden size
 

@@ -14,7 +14,7 @@ from bench_common import FULL_CONFIG, LATENT_480P, SMALL_CONFIG, build_random_di
     random_inputs, timed  # noqa: E402
 
 load_pack()
-from longcat_pack.nodes.core.dit import ConditionCache  # noqa: E402
+from longcat_pack.nodes.core.dit import ConditionCache, Rope3D  # noqa: E402
 
 CONDITION_LATENTS = 4  # 13 frames
 LATENT_SMALL = (24, 8, 16)  # the CPU stand-in: the same 24 latent frames on a smaller picture
@@ -39,22 +39,13 @@ def main():
         difference = (uncached()[:, :, CONDITION_LATENTS:] - cached()[:, :, CONDITION_LATENTS:]).abs().max()
         plain = timed(uncached, device, repeats=3)
         fast = timed(cached, device, repeats=3)  # the cache is warm: every step after the run's first
-        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], *condition_rope(model, x), dtype),
+        grid = (T, H // 2, W // 2)
+        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype),
                      device, repeats=3)
     print(f"step, condition frames run too:   {plain:8.3f} s")
     print(f"step from the condition cache:    {fast:8.3f} s   ratio {plain / fast:.2f}x faster")
     print(f"filling the cache (once per run): {fill:8.3f} s")
     print(f"max abs difference of the noisy frames: {float(difference):.2e}")
-
-
-def condition_rope(model, x):
-    """The RoPE tables of the condition frames and the clip's token grid, as the DiT's forward builds them."""
-    from longcat_pack.nodes.core.dit import rope_3d
-    _, _, T, H, W = x.shape
-    grid = (T, H // 2, W // 2)
-    cos, sin = rope_3d(grid, x.device)
-    n = CONDITION_LATENTS * grid[1] * grid[2]
-    return (cos[:n], sin[:n]), grid
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import FULL_CONFIG, SMALL_CONFIG, build_random_dit, device_name, load_pack, random_inputs, \
-    timed  # noqa: E402
+from bench_common import FULL_CONFIG, LATENT_720P, SMALL_CONFIG, build_random_dit, device_name, load_pack, \
+    random_inputs, timed  # noqa: E402
 
 load_pack()
-from longcat_pack.nodes.core.block_sparse_attention import block_sparse_attention  # noqa: E402
+from longcat_pack.nodes.core.block_sparse_attention import BlockSparseAttention, block_sparse_attention  # noqa: E402
 
 
 def main():
@@ -28,7 +28,7 @@ def main():
     if args.blocks:
         config["depth"] = args.blocks
     dtype = torch.bfloat16
-    T, H, W = (48, 88, 160) if full else (8, 16, 16)  # 704x1280, 192 frames -> 48 latents
+    T, H, W = LATENT_720P if full else (8, 16, 16)
     grid = (T, H // 2, W // 2)
     tokens = grid[0] * grid[1] * grid[2]
     print(f"device: {device_name(device)}; depth {config['depth']}, {tokens} tokens, grid {grid}")
@@ -45,7 +45,7 @@ def main():
               f"({dense_attn / bsa_attn:.2f}x)")
         del q
         dense = timed(lambda: model(x, t, context), device, repeats=1, warmup=1)
-        model.set_self_attention(lambda q, k, v, g: block_sparse_attention(q, k, v, g))
+        model.set_self_attention(BlockSparseAttention())
         sparse = timed(lambda: model(x, t, context), device, repeats=1, warmup=1)
         model.set_self_attention(None)
     print(f"one refinement step: dense {dense:.2f} s, BSA {sparse:.2f} s, speed-up {dense / sparse:.2f}x (target >= 4.5x)")

@@ -86,6 +86,29 @@ def test_selection_and_output_match_brute_force(grid, q_frames, sparsity, keep):
     torch.testing.assert_close(out, brute_force_output(q, k, v, grid, q_frames, expected))
 
 
+def test_keys_of_the_conditioning_frames_alone():
+    """Conditioning queries attend to the conditioning keys only: keys may cover fewer frames than the grid."""
+    grid = (8, 4, 8)
+    q, k, v = (t[:, :, :4 * 32] for t in qkv(grid, seed=5))
+    expected = brute_force_output(q, k, v, (4, 4, 8), 4, brute_force_selection(q, k, (4, 4, 8), 4, 1))
+    torch.testing.assert_close(block_sparse_attention(q, k, v, grid, 0.5, TILE), expected)
+
+
+def test_backend_attends_query_chunks_over_tiled_keys():
+    """The DiT's way: keys arranged tile row by tile row, queries one tile row at a time in token order."""
+    grid = (12, 4, 8)
+    q, k, v = qkv(grid, seed=6)
+    backend = bsa.BlockSparseAttention(0.5, TILE)
+    frame = 32
+    k_t, v_t = (torch.cat([backend.arrange_keys(t[:, :, f * frame:(f + 4) * frame], (4, 4, 8))
+                           for f in range(0, 12, 4)], dim=2) for t in (k, v))
+    assert torch.equal(k_t, bsa.tile_order(k, grid))
+    whole = block_sparse_attention(q, k, v, grid, 0.5, TILE)
+    for f in range(0, 12, 4):
+        rows = slice(f * frame, (f + 4) * frame)
+        torch.testing.assert_close(backend.attend_tiled(q[:, :, rows], k_t, v_t, grid), whole[:, :, rows])
+
+
 def test_chunked_gather_matches_brute_force(monkeypatch):
     monkeypatch.setattr(bsa, "_GATHER_BUDGET", 1)  # one query tile per chunk
     grid = (8, 8, 8)

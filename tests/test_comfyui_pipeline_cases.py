@@ -119,3 +119,20 @@ def test_condition_cache_equals_the_uncached_path_and_dies_with_the_run(comfy_en
     uncached = pipeline_output(comfy_env, tensors, "vc_kv", "merge", cached=False)
     assert len(caches) == 1  # the uncached run used none
     torch.testing.assert_close(cached, uncached, atol=1e-5, rtol=0)
+
+
+def test_memory_estimate_hears_of_the_condition_cache_before_the_run(comfy_env, tensors, monkeypatch):
+    """ComfyUI estimates a run's memory before the model loads; for a continuation that estimate must count the
+    condition cache: the model knows the condition's length then, and forgets it when the run ends."""
+    import sys
+    comfy_model = sys.modules[comfy_env[0].__name__ + ".nodes.model.comfy_model"]
+    seen = []
+    required = comfy_model.LongCatVideoModel.memory_required
+    monkeypatch.setattr(comfy_model.LongCatVideoModel, "memory_required",
+                        lambda self, *args, **kw: seen.append(self.cached_condition_latents) or required(self, *args,
+                                                                                                            **kw))
+    pipeline_output(comfy_env, tensors, "vc_kv", "merge")
+    assert seen and set(seen) == {tensors["vc_kv.cond_raw"].shape[2]}
+    seen.clear()
+    pipeline_output(comfy_env, tensors, "i2v_distill", "merge")  # one image frame: no cache, nothing to count
+    assert seen and set(seen) == {0}

@@ -9,9 +9,14 @@ Two executions of the same selection: on CUDA, PyTorch's flex attention with a B
 the top-k tile indices (64-token blocks, nothing dense is materialised), compiled lazily together with the token
 reordering; elsewhere, or if flex attention is missing or fails to compile, a portable path that gathers the kept
 key/value tiles per chunk of query tiles and runs SDPA on them.
+
+`block_sparse_attention` takes keys in token order. As the DiT's backend (`BlockSparseAttention`) it gets them
+already in tile order, written tile row by tile row as the DiT computes them, so no reordered copy of all keys and
+values ever sits next to them, and it is called per chunk of queries.
 """
 import functools
 import logging
+import math
 from types import SimpleNamespace
 
 import torch
@@ -21,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPARSITY = 0.9375  # the reference's refinement setting: 6.25% of the key tiles kept
 DEFAULT_TILE = (4, 4, 4)
-_GATHER_BUDGET = 1 << 27  # elements of gathered keys per chunk in the portable path (values take as much again)
+_GATHER_BUDGET = 1 << 25  # elements of gathered keys per chunk in the portable path (values take as much again)
 
 _kernels = None  # the compiled CUDA path (reorderings and flex attention); False once it turned out unavailable
 _warned_grids = set()
@@ -44,9 +49,9 @@ def token_order(x: torch.Tensor, grid, tile=DEFAULT_TILE) -> torch.Tensor:
 
 
 def _grids(q: torch.Tensor, k: torch.Tensor, grid):
-    """Key grid and query grid: whole frames of the (T, H, W) grid. Either may cover fewer frames than the clip (the
-    conditioning split: noisy queries over all keys, condition queries over condition keys), as in the reference,
-    which counts both from the token numbers."""
+    """Key grid and query grid, read off the token counts: both cover whole frames of the (T, H, W) patch grid;
+    queries may cover fewer frames than keys (conditioning split, query chunks), keys fewer than T (the
+    conditioning frames' own keys), as in the reference."""
     T, Hg, W = grid
     frame = Hg * W
     if k.shape[2] % frame or q.shape[2] % frame or k.shape[2] > T * frame or q.shape[2] > k.shape[2]:
@@ -128,6 +133,23 @@ def _compiled_kernels():
     return _kernels
 
 
+def _compiled_or_portable(x, compiled, portable):
+    """compiled(kernels) on CUDA while the compiled kernels work, else portable(); a compile or kernel failure
+    switches to the portable path for good (it computes the same thing)."""
+    global _kernels
+    kernels = _compiled_kernels() if x.is_cuda else None
+    if kernels:
+        try:
+            return compiled(kernels)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:
+            log.warning("compiled block-sparse attention (flex attention) failed (%s: %s); falling back to "
+                        "gathered SDPA", type(err).__name__, err)
+            _kernels = False
+    return portable()
+
+
 def _flex_attention(q_t, k_t, v_t, tiles, block, flex_attention):
     """Flex attention over the kept tiles; the BlockMask is the top-k index table itself (no dense mask).
 
@@ -153,43 +175,84 @@ def _flex_attention(q_t, k_t, v_t, tiles, block, flex_attention):
     return flex_attention(q_t, k_t, v_t, block_mask=mask, kernel_options=options)
 
 
-def _sparse_attention(q, k, v, q_grid, k_grid, tile, keep, reorder, restore, attend):
+def _attend_tiles(q, k_t, v_t, q_grid, tile, keep, reorder, restore, attend):
     block = tile[0] * tile[1] * tile[2]
-    q_t, k_t, v_t = reorder(q, q_grid, tile), reorder(k, k_grid, tile), reorder(v, k_grid, tile)
+    q_t = reorder(q, q_grid, tile)
     tiles = _top_tiles(_tile_means(q_t, block), _tile_means(k_t, block), keep)
     return restore(attend(q_t, k_t, v_t, tiles, block), q_grid, tile)
+
+
+def _sparse_attention(q, k_t, v_t, q_grid, tile, keep):
+    """Queries in token order, keys and values in tile order; the output in token order."""
+    args = (q, k_t, v_t, q_grid, tile, keep)
+    return _compiled_or_portable(
+        q, lambda kernels: _attend_tiles(*args, kernels.tile_order, kernels.token_order,
+                                         functools.partial(_flex_attention, flex_attention=kernels.flex_attention)),
+        lambda: _attend_tiles(*args, tile_order, token_order, _gather_attention))
+
+
+def _tiled(x, grid, tile):
+    return _compiled_or_portable(x, lambda kernels: kernels.tile_order(x, grid, tile), lambda: tile_order(x, grid, tile))
+
+
+def _warn_dense(k_grid, q_grid, tile):
+    key = (k_grid, q_grid, tuple(tile))
+    if key not in _warned_grids:
+        _warned_grids.add(key)
+        log.warning("block-sparse attention needs T, H, W divisible by the tile %s, but the grid is %s "
+                    "(queries %s); using dense attention", tuple(tile), k_grid, q_grid)
 
 
 def block_sparse_attention(q, k, v, grid, sparsity=DEFAULT_SPARSITY, tile=DEFAULT_TILE) -> torch.Tensor:
     """Softmax attention of each query tile over its top-k key tiles; [B, heads, N, D] in, same layout out.
 
-    q, k, v: [B, heads, N, D], tokens in T, H, W order; grid: (T, H, W) of the patch grid. Keys may cover fewer
-    frames than the grid and queries fewer than the keys (same H, W), as the conditioning split of the DiT does. A grid that does not
-    divide into tiles falls back to dense SDPA with a warning; keeping every key tile (sparsity 0) is dense SDPA.
+    q, k, v: [B, heads, N, D], tokens in T, H, W order; grid: (T, H, W) of the patch grid. Queries and keys cover
+    whole frames; queries may cover fewer frames than the keys (same H, W), as the conditioning split of the DiT
+    does. A grid that does not divide into tiles falls back to dense SDPA with a warning; keeping every key tile
+    (sparsity 0) is dense SDPA.
     """
-    global _kernels
     k_grid, q_grid = _grids(q, k, grid)
     if not (_divisible(k_grid, tile) and _divisible(q_grid, tile)):
-        key = (k_grid, q_grid, tuple(tile))
-        if key not in _warned_grids:
-            _warned_grids.add(key)
-            log.warning("block-sparse attention needs T, H, W divisible by the tile %s, but the grid is %s "
-                        "(queries %s); using dense attention", tuple(tile), k_grid, q_grid)
+        _warn_dense(k_grid, q_grid, tile)
         return F.scaled_dot_product_attention(q, k, v)
-    n_key_tiles = k.shape[2] // (tile[0] * tile[1] * tile[2])
-    keep = _keep_count(n_key_tiles, sparsity)
-    if keep == n_key_tiles:
+    keep = _keep_count(k.shape[2] // (tile[0] * tile[1] * tile[2]), sparsity)
+    if keep == k.shape[2] // (tile[0] * tile[1] * tile[2]):
         return F.scaled_dot_product_attention(q, k, v)
-    args = (q, k, v, q_grid, k_grid, tile, keep)
-    kernels = _compiled_kernels() if q.is_cuda else None
-    if kernels:
-        try:
-            attend = functools.partial(_flex_attention, flex_attention=kernels.flex_attention)
-            return _sparse_attention(*args, kernels.tile_order, kernels.token_order, attend)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as err:  # compile or kernel failure: the portable path computes the same thing
-            log.warning("flex attention failed (%s: %s); block-sparse attention falls back to gathered SDPA",
-                        type(err).__name__, err)
-            _kernels = False
-    return _sparse_attention(*args, tile_order, token_order, _gather_attention)
+    return _sparse_attention(q, _tiled(k, k_grid, tile), _tiled(v, k_grid, tile), q_grid, tile, keep)
+
+
+class BlockSparseAttention:
+    """Block-sparse attention as the DiT's self-attention backend (see `SelfAttention` in dit.py).
+
+    Called with keys in token order it is `block_sparse_attention`. For a grid that divides into tiles it asks for
+    its keys in tile order instead (`key_tile`): the DiT stores k and v through `arrange_keys` as it computes them,
+    tile row by tile row, and calls `attend_tiled` per chunk of queries (whole tile rows, token order).
+    """
+
+    def __init__(self, sparsity=DEFAULT_SPARSITY, tile=DEFAULT_TILE):
+        _keep_count(1, sparsity)  # rejects a sparsity outside [0, 1) now, not at the first step
+        self.sparsity, self.tile = float(sparsity), tuple(tile)
+
+    def __call__(self, q, k, v, grid):
+        return block_sparse_attention(q, k, v, grid, self.sparsity, self.tile)
+
+    def key_tile(self, grid, num_cond_frames):
+        """The tile for storing the keys of this grid in tile order, or None where attention runs dense: sparsity
+        0, or a grid or conditioning split that does not divide into tiles (logged once)."""
+        T, Hg, W = grid
+        q_grid = (T - num_cond_frames, Hg, W)
+        if not (_divisible(grid, self.tile) and _divisible(q_grid, self.tile)):
+            _warn_dense(tuple(grid), q_grid, self.tile)
+            return None
+        n_tiles = math.prod(grid) // math.prod(self.tile)
+        return self.tile if _keep_count(n_tiles, self.sparsity) < n_tiles else None
+
+    def arrange_keys(self, x, grid):
+        """[B, heads, n, D] keys of whole tile rows (grid: their frames, H, W) -> their tile-order positions."""
+        return _tiled(x, grid, self.tile)
+
+    def attend_tiled(self, q, k_tiled, v_tiled, grid):
+        """q in token order (whole tile rows), k and v in tile order; the output in token order."""
+        k_grid, q_grid = _grids(q, k_tiled, grid)
+        keep = _keep_count(k_tiled.shape[2] // math.prod(self.tile), self.sparsity)
+        return _sparse_attention(q, k_tiled, v_tiled, q_grid, self.tile, keep)

@@ -9,6 +9,16 @@ buffers (RoPE tables are computed per call).
 Precision follows the reference: the timestep embedder, the adaLN linears, the final layer, every norm, RoPE, the
 modulation and the gated residual adds run in fp32; the residual stream and the attention / FFN linears run in
 the model dtype.
+
+Memory: a step holds the residual stream x and, during self-attention, one block's q, k and v (the floor is
+x + k + v; q is kept in chunks, each freed once it has attended). Everything else runs over chunks of whole latent
+frames (`FrameChunks`) and is freed chunk by chunk: the modulation and norm islands, the qkv and output
+projections, attention (q-chunked), cross-attention, the FFN and the final layer. Residual adds are in place and no
+fp32 copy of the whole residual stream is ever made. bench/bench_activation_memory.py measures the peak.
+
+Condition cache (the reference's KV cache, video continuation): the clean conditioning frames never see the noisy
+ones, so their keys and values are the same at every step of a sampling run. `condition_kv` computes them once and
+later steps run only the noisy frames, attending to the cached keys; `ConditionCache` holds them for one run.
 """
 import functools
 import logging
@@ -76,13 +86,36 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, dtype=dtype, device=device))
 
     def forward(self, x):
-        return rms_norm(x, self.weight.to(device=x.device, dtype=x.dtype), self.eps)
+        return rms_norm(x, self.cast_weight(x), self.eps)
+
+    def cast_weight(self, x):
+        return self.weight.to(device=x.device, dtype=x.dtype)
 
 
 @fused_on_cuda
 def rms_norm(x, weight, eps):
     xf = x.float()
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x) * weight
+
+
+@fused_on_cuda
+def norm_rope(x, weight, cos, sin, eps):
+    """Per-head RMSNorm, then RoPE: interleaved pairs (a, b) -> (a cos - b sin, b cos + a sin).
+
+    The reference's roundings: normalised in fp32 and cast back, scaled by the weight in x's dtype, rotated in fp32
+    and cast back. x: [B, heads, n, 128]; weight [128] in x's dtype; cos, sin: [n, 128] fp32. Run eagerly it holds
+    one fp32 working copy of x and one rotated copy (in-place steps, same results).
+    """
+    xf = x.to(torch.float32, copy=True)
+    xf.mul_(torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps))
+    xf.copy_(xf.type_as(x) * weight)
+    rotated = torch.empty_like(xf)
+    rotated[..., 0::2] = xf[..., 1::2]
+    rotated[..., 0::2].neg_()
+    rotated[..., 1::2] = xf[..., 0::2]
+    xf.mul_(cos).add_(rotated.mul_(sin))
+    del rotated
+    return xf.type_as(x)
 
 
 @fused_on_cuda
@@ -94,16 +127,16 @@ def modulate(x, shift, scale):
     B, N, C = x.shape
     T = shift.shape[1]
     h = F.layer_norm(x.view(B, T, N // T, C).float(), (C,), eps=NORM_EPS)
-    return (h * (1 + scale) + shift).view(B, N, C).to(x.dtype)
+    return h.mul_(1 + scale).add_(shift).view(B, N, C).to(x.dtype)
 
 
 @fused_on_cuda
-def gated_add(x, gate, out):
-    """Residual add x + gate * out per latent frame, in fp32, stored back in the residual dtype."""
+def gated_add_(x, gate, out):
+    """Residual add x += gate * out per latent frame, in place: fp32 math, one rounding to the residual dtype."""
     B, N, C = x.shape
     T = gate.shape[1]
-    y = x.view(B, T, N // T, C) + gate * out.view(B, T, N // T, C)
-    return y.view(B, N, C).to(x.dtype)
+    xv = x.view(B, T, N // T, C)
+    xv.copy_((gate * out.view(B, T, N // T, C)).add_(xv))
 
 
 def timestep_embedding(t, dim, max_period=10000):
@@ -118,38 +151,72 @@ def timestep_embedding(t, dim, max_period=10000):
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-def rope_3d(grid, device):
-    """cos, sin tables [N, 128] (fp32) of the 3D RoPE over a (T, H', W') token grid, T-major token order.
+class Rope3D:
+    """The 3D RoPE over a (T, H', W') token grid, T-major token order, as cos/sin tables of whole latent frames.
 
     The head dim splits into t:44 | h:42 | w:42 channels; each axis has freqs 1/base^(2i/dim_axis) at integer
-    positions, and each frequency covers an interleaved channel pair (2i, 2i+1). The frequencies are computed
-    on the CPU as in the reference (CUDA's pow differs in the last bit for some); angles and cos/sin on `device`.
+    positions, and each frequency covers an interleaved channel pair (2i, 2i+1). Every channel depends on one axis
+    only, so the tables are kept per axis and `tables(frames)` assembles the [n, 128] fp32 cos and sin of a slice
+    of frames on demand (no table spans all tokens). The frequencies are computed on the CPU as in the reference
+    (CUDA's pow differs in the last bit for some); angles and cos/sin on `device`.
     """
-    dims = (HEAD_DIM - 4 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6))
-    angles = []
-    for axis, (n, dim) in enumerate(zip(grid, dims)):
-        freqs = (1.0 / (ROPE_BASE ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))).to(device)
-        a = torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None]
-        a = a.repeat_interleave(2, dim=-1)
-        shape = [1, 1, 1, dim]
-        shape[axis] = n
-        angles.append(a.view(shape).expand(*grid, dim))
-    angles = torch.cat(angles, dim=-1).reshape(-1, HEAD_DIM)
-    return angles.cos(), angles.sin()
 
+    def __init__(self, grid, device):
+        dims = (HEAD_DIM - 4 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6))
+        self.grid = tuple(grid)
+        self.axes = []  # per axis: (cos, sin) [positions, channels of the axis]
+        for n, dim in zip(grid, dims):
+            freqs = (1.0 / (ROPE_BASE ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))).to(device)
+            angles = (torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None])
+            angles = angles.repeat_interleave(2, dim=-1)
+            self.axes.append((angles.cos(), angles.sin()))
 
-@fused_on_cuda
-def apply_rope(x, cos, sin):
-    """Rotate interleaved pairs (a, b) -> (a cos - b sin, b cos + a sin) in fp32; x: [B, heads, N, 128]."""
-    xf = x.float()
-    a, b = xf.unflatten(-1, (-1, 2)).unbind(-1)
-    rotated = torch.stack((-b, a), dim=-1).flatten(-2)
-    return (xf * cos + rotated * sin).type_as(x)
+    def tables(self, frames):
+        """cos, sin [tokens of frames, 128] for a slice of latent frames."""
+        _, H, W = self.grid
+        (cos_t, sin_t), (cos_h, sin_h), (cos_w, sin_w) = self.axes
+        n = frames.stop - frames.start
+
+        def assemble(t, h, w):
+            return torch.cat([t[frames, None, None].expand(n, H, W, -1), h[None, :, None].expand(n, H, W, -1),
+                              w[None, None].expand(n, H, W, -1)], dim=-1).reshape(-1, HEAD_DIM)
+
+        return assemble(cos_t, cos_h, cos_w), assemble(sin_t, sin_h, sin_w)
 
 
 def dense_attention(q, k, v, grid):
     """Default self-attention backend: exact softmax(q k^T / sqrt(128)) v. `grid` is unused by dense attention."""
     return F.scaled_dot_product_attention(q, k, v)
+
+
+ATTENTION_PARTS = 12  # while one block's q, k and v are alive, chunks of about 1/12 of the frames
+TOKEN_PARTS = 3  # elsewhere (cross-attention, FFN, final layer) only x is alive: larger chunks, fewer calls
+MIN_CHUNK_TOKENS = 2048  # GEMMs stay large; small latents run in one piece
+
+
+class FrameChunks:
+    """(token slice, frame slice) pairs that cut the tokens of a (T, H', W') grid into chunks of whole latent frames.
+
+    Per-token work runs chunk by chunk so that its intermediates never span all tokens. A chunk covers about
+    1/parts of the frames (at least MIN_CHUNK_TOKENS tokens, rounded down to a multiple of `multiple` frames);
+    conditioning frames and noisy frames never share a chunk. Frame slices count from the clip's first frame, token
+    slices from frame `origin` (the first frame the residual stream holds: 0, or after a cached condition).
+    """
+
+    def __init__(self, grid, num_cond_frames=0, multiple=1, origin=0):
+        self.frames, self.frame_tokens = grid[0], grid[1] * grid[2]
+        self.num_cond_frames, self.multiple, self.origin = num_cond_frames, multiple, origin
+
+    def __call__(self, parts, start=0, stop=None):
+        """Chunks of the frames [start, stop) (stop: the clip's end when None)."""
+        stop = self.frames if stop is None else stop
+        step = max(-(-self.frames // parts), -(-MIN_CHUNK_TOKENS // self.frame_tokens))
+        step = max(self.multiple, step // self.multiple * self.multiple)
+        for first, end in ((0, self.num_cond_frames), (self.num_cond_frames, self.frames)):
+            for f in range(max(first, start), min(end, stop), step):
+                frames = slice(f, min(f + step, end, stop))
+                yield slice((f - self.origin) * self.frame_tokens,
+                            (frames.stop - self.origin) * self.frame_tokens), frames
 
 
 class PatchEmbed3D(nn.Module):
@@ -201,12 +268,17 @@ class CaptionEmbedder(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with per-head q/k RMSNorm and 3D RoPE.
+    """Multi-head self-attention with per-head q/k RMSNorm and 3D RoPE, run by the block in two passes over chunks
+    of frames: `project` computes q, k, v of every token, then `attend` runs one chunk of queries at a time.
 
-    The attention kernel is a swappable callable `attention_backend(q, k, v, grid)`: q, k, v are
-    [B, heads, N, 128] after norm and RoPE, grid is the (T, H', W') token grid of the whole latent. q and k
-    always hold whole latent frames (T-major), so a backend that needs their frame counts reads them as
-    N_q // (H' W') and N_k // (H' W'); they differ from T when conditioning frames are present.
+    The attention kernel is a swappable backend `attention_backend(q, k, v, grid)`: q, k, v are [B, heads, n, 128]
+    after norm and RoPE, grid is the (T, H', W') token grid of the whole latent. q and k always hold whole latent
+    frames (T-major), so a backend that needs their frame counts reads them as N_q // (H' W') and N_k // (H' W');
+    they are fewer than T for a chunk of queries and for the conditioning frames' own keys.
+    A backend may keep its keys in an order of its own (block-sparse attention: tile order). If it has
+    `key_tile(grid, num_cond_frames)` and that returns a tile, k and v are stored through
+    `backend.arrange_keys(chunk, chunk_grid)` in chunks of whole tile rows, and attention calls
+    `backend.attend_tiled(q, k, v, grid)`; None there means dense attention for this grid.
     """
 
     def __init__(self, dim, num_heads, dtype=None, device=None, operations=nn):
@@ -218,32 +290,61 @@ class SelfAttention(nn.Module):
         self.proj = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
         self.attention_backend = dense_attention
 
-    def forward(self, x, rope, grid, num_cond_tokens, cached_kv=None, record_kv=None):
-        """num_cond_tokens: the leading condition tokens (they attend only among themselves; all of x when the
-        condition runs alone to fill a cache). cached_kv: the condition's (k, v) from such a run: x then holds the
-        other tokens only, which attend to the condition and to themselves. record_kv: a list that gets this
-        block's (k, v) appended (after norm and RoPE, as a later call takes them)."""
-        B, N, C = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)
-        q = apply_rope(self.q_norm(q), *rope)
-        k = apply_rope(self.k_norm(k), *rope)
-        if record_kv is not None:
-            record_kv.append((k, v))
+    def plan(self, grid, num_cond_frames):
+        """(attention function, key tile or None) of the backend for this grid."""
+        backend = self.attention_backend
+        if not hasattr(backend, "key_tile"):
+            return backend, None
+        tile = backend.key_tile(grid, num_cond_frames)
+        return (backend.attend_tiled, tile) if tile else (dense_attention, None)
+
+    def project(self, x, shift, scale, rope, chunks, tile, key_frames, cached_kv=None):
+        """Queries, k, v of all tokens of x: modulated, projected, normed and rotated chunk by chunk. k and v:
+        [B, heads, tokens of frames 0..key_frames, 128], arranged by the backend when `tile` is set, the leading
+        frames copied from `cached_kv` (a condition's (k, v)) when x starts after them; queries: a list of (token
+        slice, frame slice, q [B, heads, n, 128]) per chunk, so that each can be freed as soon as it has attended."""
+        B = x.shape[0]
+        frame_tokens = rope.grid[1] * rope.grid[2]
+        k, v = (x.new_empty(B, self.num_heads, key_frames * frame_tokens, HEAD_DIM) for _ in range(2))
         if cached_kv is not None:
-            k_cond, v_cond = (t.expand(B, -1, -1, -1) for t in cached_kv)
-            out = self.attention_backend(q, torch.cat([k_cond, k], dim=2), torch.cat([v_cond, v], dim=2), grid)
-        elif 0 < num_cond_tokens < N:
-            # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
-            n = num_cond_tokens
-            out = torch.cat([self.attention_backend(q[:, :, :n], k[:, :, :n], v[:, :, :n], grid),
-                             self.attention_backend(q[:, :, n:], k, v, grid)], dim=2)
-        else:
-            out = self.attention_backend(q, k, v, grid)
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+            cached = cached_kv[0].shape[2]
+            k[:, :, :cached].copy_(cached_kv[0])  # the cache holds one batch row when the condition is shared
+            v[:, :, :cached].copy_(cached_kv[1])
+        arrange = self.attention_backend.arrange_keys if tile else None
+        queries = []
+        for rows, frames in chunks:
+            chunk_grid = (frames.stop - frames.start, *rope.grid[1:])
+            q = x.new_empty(B, self.num_heads, rows.stop - rows.start, HEAD_DIM)
+            keys = slice(frames.start * frame_tokens, frames.stop * frame_tokens)
+            k_rows, v_rows = k[:, :, keys], v[:, :, keys]
+            self._write_projections(x[:, rows], shift[:, frames], scale[:, frames], q, k_rows, v_rows, arrange,
+                                    chunk_grid)
+            cos, sin = rope.tables(frames)
+            q.copy_(norm_rope(q, self.q_norm.cast_weight(q), cos, sin, self.q_norm.eps))
+            if arrange:
+                cos, sin = (arrange(t[None, None], chunk_grid)[0, 0] for t in (cos, sin))
+            k_rows.copy_(norm_rope(k_rows, self.k_norm.cast_weight(k), cos, sin, self.k_norm.eps))
+            queries.append((rows, frames, q))
+        return queries, k, v
+
+    def _write_projections(self, x, shift, scale, q, k, v, arrange, grid):
+        """The raw q, k, v of a chunk written into its rows of the buffers: the qkv output lives only in here."""
+        B, n, _ = x.shape
+        raw = self.qkv(modulate(x, shift, scale)).view(B, n, 3, self.num_heads, HEAD_DIM).permute(2, 0, 3, 1, 4)
+        q.copy_(raw[0])
+        k.copy_(arrange(raw[1], grid) if arrange else raw[1])
+        v.copy_(arrange(raw[2], grid) if arrange else raw[2])
+
+    def attend(self, q, k, v, grid, attention):
+        """The projected attention output [B, n, C] of the queries q [B, heads, n, 128] over k, v."""
+        out = attention(q, k, v, grid)
+        B, _, n, _ = out.shape
+        return self.proj(out.transpose(1, 2).reshape(B, n, -1))
 
 
 class CrossAttention(nn.Module):
-    """Text cross-attention: q from the video tokens, k/v from the caption rows, q/k RMSNorm, no RoPE, no mask."""
+    """Text cross-attention: q from the video tokens, k/v from the caption rows, q/k RMSNorm, no RoPE, no mask.
+    The caption's keys and values are computed once per block (`text_keys`), the queries per chunk of tokens."""
 
     def __init__(self, dim, num_heads, dtype=None, device=None, operations=nn):
         super().__init__()
@@ -254,21 +355,16 @@ class CrossAttention(nn.Module):
         self.q_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
         self.k_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
 
-    def forward(self, x, y, num_cond_tokens):
-        """Conditioning tokens get an exact zero output (not even the proj bias), as in the reference."""
-        if num_cond_tokens >= x.shape[1]:
-            return torch.zeros_like(x)
-        if num_cond_tokens:
-            out = self._attend(x[:, num_cond_tokens:], y)
-            return torch.cat([out.new_zeros(x.shape[0], num_cond_tokens, x.shape[2]), out], dim=1)
-        return self._attend(x, y)
+    def text_keys(self, y):
+        """k, v [B, heads, L, 128] of the caption rows y [B, L, C]."""
+        B, L, _ = y.shape
+        k, v = self.kv_linear(y).view(B, L, 2, self.num_heads, HEAD_DIM).unbind(2)
+        return self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
-    def _attend(self, x, y):
+    def forward(self, x, k, v):
         B, N, C = x.shape
         q = self.q_norm(self.q_linear(x).view(B, N, self.num_heads, HEAD_DIM))
-        k, v = self.kv_linear(y).view(B, y.shape[1], 2, self.num_heads, HEAD_DIM).unbind(2)
-        k = self.k_norm(k)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k, v)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
@@ -285,13 +381,15 @@ class FeedForwardSwiGLU(nn.Module):
 
 @fused_on_cuda
 def silu_mul(a, b):
-    return F.silu(a) * b
+    """SiLU(a) * b, written into a (the FFN's own intermediate)."""
+    return F.silu(a, inplace=True).mul_(b)
 
 
 class LongCatBlock(nn.Module):
     """x += gate_msa * SelfAttn(mod(x)); x += CrossAttn(LN_affine(x), y); x += gate_mlp * FFN(mod(x)).
 
-    The six adaLN chunks come per latent frame from the timestep embedding; cross-attention has no gate.
+    The six adaLN chunks come per latent frame from the timestep embedding; cross-attention has no gate and gives
+    the conditioning tokens an exact zero (they are left as they are, not even the proj bias is added).
     """
 
     def __init__(self, hidden_size, num_heads, adaln_tembed_dim, ffn_hidden, dtype=None, device=None,
@@ -305,13 +403,48 @@ class LongCatBlock(nn.Module):
         self.cross_attn = CrossAttention(hidden_size, num_heads, operations=operations, **kw)
         self.ffn = FeedForwardSwiGLU(hidden_size, ffn_hidden, operations=operations, **kw)
 
-    def forward(self, x, y, t_emb, rope, grid, num_cond_tokens, cached_kv=None, record_kv=None):
+    def forward(self, x, y, t_emb, rope, grid, num_cond_tokens, first_frame=0, cached_kv=None, record_kv=None):
+        """Updates the residual stream x [B, N, C] in place (and returns it).
+
+        x holds the latent frames from `first_frame` on (t_emb [B, T', C] at least up to its last frame), of the
+        clip's token grid `grid`, whose leading num_cond_tokens tokens are the condition. Three ways to run: the whole
+        clip (first_frame 0); the condition alone to fill a cache (x = the condition, y None, `record_kv` gets this
+        block's (k, v) appended); the noisy frames alone (first_frame = the condition's frames) next to the
+        condition's `cached_kv`.
+
+        Self-attention runs in two passes over chunks of frames: q, k, v of every token first, then attention and
+        the gated add one chunk of queries at a time. Cross-attention and the FFN run chunk by chunk too.
+        """
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = \
-            run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(6, dim=-1)  # each [B, T, 1, C]
-        attn = self.attn(modulate(x, shift_msa, scale_msa), rope, grid, num_cond_tokens, cached_kv, record_kv)
-        x = gated_add(x, gate_msa, attn)
-        x = x + self.cross_attn(run_fp32(self.pre_crs_attn_norm, x).to(x.dtype), y, num_cond_tokens)
-        return gated_add(x, gate_mlp, self.ffn(modulate(x, shift_mlp, scale_mlp)))
+            run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(6, dim=-1)  # each [B, T', 1, C]
+        frame_tokens = grid[1] * grid[2]
+        num_cond_frames = num_cond_tokens // frame_tokens
+        last_frame = first_frame + x.shape[1] // frame_tokens
+        attention, tile = self.attn.plan(grid, num_cond_frames)
+        chunks = FrameChunks(grid, num_cond_frames, multiple=tile[0] if tile else 1, origin=first_frame)
+
+        queries, k, v = self.attn.project(x, shift_msa, scale_msa, rope,
+                                          chunks(ATTENTION_PARTS, first_frame, last_frame), tile, last_frame, cached_kv)
+        if record_kv is not None:
+            record_kv.append((k, v))
+        while queries:
+            rows, frames, q = queries.pop(0)  # each chunk of queries is freed once it has attended
+            # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
+            keys = slice(0, num_cond_tokens) if frames.start < num_cond_frames else slice(None)
+            gated_add_(x[:, rows], gate_msa[:, frames],
+                       self.attn.attend(q, k[:, :, keys], v[:, :, keys], grid, attention))
+        del q, k, v
+
+        noisy = list(chunks(TOKEN_PARTS, max(first_frame, num_cond_frames), last_frame))
+        if noisy:  # conditioning tokens get no cross-attention
+            text_k, text_v = self.cross_attn.text_keys(y)
+        for rows, _ in noisy:
+            x[:, rows] += self.cross_attn(run_fp32(self.pre_crs_attn_norm, x[:, rows]).to(x.dtype), text_k, text_v)
+
+        for rows, frames in chunks(TOKEN_PARTS, first_frame, last_frame):
+            gated_add_(x[:, rows], gate_mlp[:, frames],
+                       self.ffn(modulate(x[:, rows], shift_mlp[:, frames], scale_mlp[:, frames])))
+        return x
 
 
 class FinalLayer(nn.Module):
@@ -323,10 +456,12 @@ class FinalLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(
             nn.SiLU(), operations.Linear(adaln_tembed_dim, 2 * hidden_size, bias=True, **kw))
 
-    def forward(self, x, t_emb):
-        """Modulated LN (no affine) per frame, then the output Linear in fp32 on the model-dtype input."""
+    def forward(self, x, t_emb, chunks):
+        """Modulated LN (no affine) per frame, then the output Linear in fp32 on the model-dtype input, per chunk
+        of frames (`chunks`: (token slice, frame slice) pairs)."""
         shift, scale = run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(2, dim=-1)
-        return run_fp32(self.linear, modulate(x, shift, scale))
+        return torch.cat([run_fp32(self.linear, modulate(x[:, rows], shift[:, frames], scale[:, frames]))
+                          for rows, frames in chunks], dim=1)
 
 
 class LongCatDiT(nn.Module):
@@ -377,7 +512,6 @@ class LongCatDiT(nn.Module):
         dtype = self.residual_dtype(x)
         _, ph, pw = self.patch_size
         grid = (T, -(-H // ph), -(-W // pw))
-        frame_tokens = grid[1] * grid[2]
 
         if context.dim() == 4:
             context = context.squeeze(1)
@@ -387,24 +521,23 @@ class LongCatDiT(nn.Module):
 
         if timestep.dim() == 1:
             timestep = timestep[:, None].expand(B, T)
-        cos, sin = rope_3d(grid, x.device)
+        t_emb = self.embed_timesteps(timestep, dtype)
+        rope = Rope3D(grid, x.device)
+        num_cond_tokens = num_cond_latents * grid[1] * grid[2]
         cached_kv = [None] * len(self.blocks)
         first = 0  # the first latent frame that runs through the blocks
         if condition_cache is not None and num_cond_latents:
             cond = x[:, :, :num_cond_latents]
-            if bool((cond == cond[:1]).all()):  # the same condition for the whole batch (cond and uncond of CFG)
+            if B > 1 and bool((cond == cond[:1]).all()):  # one condition for the batch (CFG's cond and uncond)
                 cond = cond[:1]
-            n = num_cond_latents * frame_tokens
-            cached_kv = condition_cache.get(cond, lambda: self.condition_kv(cond, (cos[:n], sin[:n]), grid, dtype))
-            first, num_cond_latents = num_cond_latents, 0
+            cached_kv = condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype))
+            first = num_cond_latents
 
-        h = self.x_embedder(x[:, :, first:].to(dtype))
-        t_emb = self.embed_timesteps(timestep[:, first:], dtype)
-        rope = (cos[first * frame_tokens:], sin[first * frame_tokens:])
+        h = self.x_embedder(x[:, :, first:].to(dtype)).contiguous()  # the residual stream, updated in place
         for block, kv in zip(self.blocks, cached_kv):
-            h = block(h, y, t_emb, rope, grid, num_cond_latents * frame_tokens, kv)
+            h = block(h, y, t_emb, rope, grid, num_cond_tokens, first, kv)
 
-        out = self.final_layer(h, t_emb)
+        out = self.final_layer(h, t_emb, FrameChunks(grid, origin=first)(TOKEN_PARTS, first))
         out = rearrange(out, "B (T Hp Wp) (pt ph pw C) -> B C (T pt) (Hp ph) (Wp pw)",
                         T=grid[0] - first, Hp=grid[1], Wp=grid[2], pt=1, ph=ph, pw=pw)
         out = out[:, :, :, :H, :W].float()
@@ -418,9 +551,10 @@ class LongCatDiT(nn.Module):
         return self.t_embedder(timestep.to(dtype).float().flatten()).view(B, T, -1)
 
     def condition_kv(self, cond, rope, grid, dtype):
-        """[(k, v) per block] of clean conditioning frames alone: timestep 0, attending only among themselves,
-        no cross-attention, exactly as they run beside the noisy frames (which never influence them)."""
-        h = self.x_embedder(cond.to(dtype))
+        """[(k, v) per block] of clean conditioning frames [b, in, n_c, H, W] alone, in the clip's token grid `grid`:
+        timestep 0, attending only among themselves, no cross-attention, exactly as they run beside the noisy frames
+        (which never influence them)."""
+        h = self.x_embedder(cond.to(dtype)).contiguous()
         t_emb = self.embed_timesteps(cond.new_zeros(cond.shape[0], cond.shape[2]), dtype)
         kv = []
         for block in self.blocks:

@@ -3,8 +3,6 @@
 Core cannot detect LongCat-Video, so this does what `comfy.sd.load_diffusion_model_state_dict` does, but streams
 the checkpoint tensor by tensor into the model's parameters (a 54 GB fp32 checkpoint never sits in RAM twice).
 """
-from functools import partial
-
 import torch
 
 import comfy.conds
@@ -17,16 +15,21 @@ import comfy.supported_models_base
 import comfy.utils
 
 from ..stages.bsa_node import OPTION as BSA_OPTION
-from ..core.block_sparse_attention import block_sparse_attention
+from ..core.block_sparse_attention import BlockSparseAttention
 from ..core.checkpoint import CheckpointError, fill_parameters
 from ..core.conditioning import condition_frame_count, per_frame_timesteps
-from ..core.dit import ConditionCache, LongCatDiT
+from ..core.dit import ATTENTION_PARTS, COMPUTE_DTYPES, ConditionCache, FrameChunks, LongCatDiT
 from ..core.layouts.quantized_model import fill_modules, split_fused_linears
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
 CONDITION_CACHE = "longcat_condition_cache"  # transformer_options key: the ConditionCache of the running sampler
 CACHED_FROM_LATENTS = 2  # conditions this long (a clip: continuation, long video) run from the cache
+# The peak of one step, in rows of [hidden] per token: the residual stream and one block's q, k, v for every token,
+# and 4 more for each token of the largest self-attention chunk (its modulated input and its qkv output). Measured
+# (bench/bench_activation_memory.py: full size, fake tensors; eager and CUDA paths, runtime LoRA on or off) it is
+# within 2% of that at 480p / 93 frames and at the 720p refinement; MARGIN covers the rest (captions, latents).
+ROWS_PER_TOKEN, ROWS_PER_CHUNK_TOKEN, MARGIN = 4, 4, 1.1
 
 
 class LongCatComfyDiT(LongCatDiT):
@@ -44,7 +47,7 @@ class LongCatComfyDiT(LongCatDiT):
 
     def forward(self, x, timestep, context, control=None, transformer_options={}, denoise_mask=None, **kwargs):
         sparse = transformer_options.get(BSA_OPTION)
-        self.set_self_attention(partial(block_sparse_attention, sparsity=sparse["sparsity"]) if sparse else None)
+        self.set_self_attention(BlockSparseAttention(sparse["sparsity"]) if sparse else None)
         num_cond_latents = 0 if denoise_mask is None else condition_frame_count(denoise_mask)
         cache = transformer_options.get(CONDITION_CACHE) if num_cond_latents >= CACHED_FROM_LATENTS else None
         try:
@@ -55,8 +58,25 @@ class LongCatComfyDiT(LongCatDiT):
 
 
 class LongCatVideoModel(comfy.model_base.BaseModel):
+    cached_condition_latents = 0  # the condition the next sampling run caches (set by condition_memory_per_run)
+
     def __init__(self, model_config, device=None):
         super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
+
+    def memory_required(self, input_shape, cond_shapes={}):
+        """Activation memory of one step on latents of `input_shape` [B, C, T, H, W], what ComfyUI keeps free next
+        to the weights (see ROWS_PER_TOKEN), and the condition cache of a continuation (k and v of every block for
+        the condition's tokens, one batch row); ComfyUI's area formula (memory_usage_factor) is not used."""
+        B, _, T, H, W = input_shape
+        unet_config = self.model_config.unet_config
+        _, ph, pw = unet_config.get("patch_size", (1, 2, 2))
+        grid = (T, -(-H // ph), -(-W // pw))
+        chunk = max(rows.stop - rows.start for rows, _ in FrameChunks(grid)(ATTENTION_PARTS))
+        rows = ROWS_PER_TOKEN * grid[0] * grid[1] * grid[2] + ROWS_PER_CHUNK_TOKEN * chunk
+        cache_rows = 2 * unet_config["depth"] * self.cached_condition_latents * grid[1] * grid[2]
+        dtype = self.manual_cast_dtype or self.get_dtype()
+        element_size = mm.dtype_size(dtype) if dtype in COMPUTE_DTYPES else 2  # fp8 storage computes in 16 bits
+        return MARGIN * (B * rows + cache_rows) * unet_config["hidden_size"] * element_size
 
     def extra_conds(self, **kwargs):
         out = super().extra_conds(**kwargs)
@@ -85,11 +105,6 @@ class LongCatVideoConfig(comfy.supported_models_base.BASE):
     sampling_settings = {"shift": 12.0, "multiplier": 1000}
     latent_format = comfy.latent_formats.Wan21
     supported_inference_dtypes = [torch.bfloat16, torch.float16, torch.float32]
-    memory_usage_factor = 1.8
-
-    def __init__(self, unet_config):
-        super().__init__(unet_config)
-        self.memory_usage_factor = unet_config["hidden_size"] / 2222  # as core's Wan configs scale it
 
     def get_model(self, state_dict, prefix="", device=None):
         return LongCatVideoModel(self, device=device)
@@ -147,9 +162,23 @@ def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_inter
         fill_parameters(model.diffusion_model, checkpoint, check_interrupt)
     model.device = None
     patcher = LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, CONDITION_CACHE,
+                                 condition_memory_per_run)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, CONDITION_CACHE,
                                  condition_cache_per_run)
     return patcher
+
+
+def condition_memory_per_run(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, *args, **kwargs):
+    """Tell the memory estimate, made before the model loads for sampling, how many condition frames this run
+    caches: on a 480p continuation the cache is about 5 GB that ComfyUI must keep free next to the weights."""
+    model = executor.class_obj.model_patcher.model
+    frames = 0 if denoise_mask is None else condition_frame_count(denoise_mask)
+    model.cached_condition_latents = frames if frames >= CACHED_FROM_LATENTS else 0
+    try:
+        return executor(noise, latent_image, sampler, sigmas, denoise_mask, *args, **kwargs)
+    finally:
+        model.cached_condition_latents = 0
 
 
 def condition_cache_per_run(executor, guider, sigmas, extra_args, *args, **kwargs):

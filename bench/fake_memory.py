@@ -1,0 +1,186 @@
+"""Activation memory of the DiT at full LongCat size without a GPU: the model runs under torch's FakeTensorMode
+(shapes and dtypes, no memory, no arithmetic) while `LiveBytes`, a TorchDispatchMode, counts the bytes of the tensor
+storages alive on the compute device. Used by bench_activation_memory.py and by the test of ComfyUI's memory
+estimate (tests/test_comfyui_memory.py).
+
+Two paths: "cpu" (every op on its own: the eager path) and "cuda" (fake CUDA tensors on any machine): there each
+torch.compile'd function (the DiT's fp32 islands, the block-sparse reorderings, flex attention) counts as one kernel,
+its inputs and outputs but not its eager intermediates, which is what Inductor makes of these pointwise and
+reduction islands (compiling needs a GPU); CUDA autocast works through its dispatcher flags, without a driver.
+"""
+import contextlib
+import dataclasses
+import functools
+import os
+import sys
+import warnings
+import weakref
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import FULL_CONFIG, load_pack  # noqa: E402
+from bench_lora_patch import random_description  # noqa: E402
+
+load_pack()
+from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
+from longcat_pack.nodes.core.lora_patcher import PreparedTarget, RuntimeLora, prepare_stack  # noqa: E402
+
+LORA_RANK = 128
+
+
+class LiveBytes(TorchDispatchMode):
+    """Bytes of the tensor storages alive on `device_type` that ops made while the mode is on, and their peak.
+
+    Inside `kernel()` the intermediates do not raise the peak: only what is alive when it ends (the outputs) counts,
+    on top of what was alive before (the inputs): one fused kernel."""
+    supports_higher_order_operators = True  # flex attention is a higher-order op
+
+    def __init__(self, device_type):
+        super().__init__()
+        self.device_type = device_type
+        self.live = self.peak = 0
+        self._storages = {}
+        self._in_kernel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            # views and in-place results share an input's storage: nothing new (a weight's transpose is no activation)
+            if isinstance(t, torch.Tensor) and t.device.type == self.device_type and \
+                    t.untyped_storage()._cdata not in inputs:
+                self._track(t.untyped_storage())
+        return out
+
+    def _track(self, storage):
+        key = storage._cdata
+        if key in self._storages:
+            return
+        size = storage.nbytes()
+        self._storages[key] = weakref.ref(storage, functools.partial(self._freed, key, size))
+        self.live += size
+        if not self._in_kernel:
+            self.peak = max(self.peak, self.live)
+
+    def _freed(self, key, size, _ref):
+        self.live -= size
+        self._storages.pop(key, None)
+
+    @contextlib.contextmanager
+    def kernel(self):
+        self._in_kernel += 1
+        try:
+            yield
+        finally:
+            self._in_kernel -= 1
+            if not self._in_kernel:
+                self.peak = max(self.peak, self.live)
+
+
+_counter = None  # the LiveBytes of the running measurement, None outside one
+_compile = torch.compile
+
+
+def _as_one_kernel(fn, **options):
+    """What `counting("cuda")` gives for torch.compile: during a measurement, fn run as one kernel; afterwards
+    (the DiT keeps its compiled islands) the real torch.compile of fn."""
+    compiled = _compile(fn, **options)  # compiles on first call only
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if _counter is None:
+            return compiled(*args, **kwargs)
+        with _counter.kernel(), warnings.catch_warnings():
+            # flex attention run eagerly warns that it would materialise the scores: here it is one fake kernel
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+            return fn(*args, **kwargs)
+    return run
+
+
+@contextlib.contextmanager
+def _autocast_flags(device_type, dtype=None, enabled=True, **_):
+    previous = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    torch.set_autocast_enabled(device_type, enabled)
+    if dtype is not None:
+        torch.set_autocast_dtype(device_type, dtype)
+    try:
+        yield
+    finally:
+        torch.set_autocast_enabled(device_type, previous[0])
+        torch.set_autocast_dtype(device_type, previous[1])
+
+
+@contextlib.contextmanager
+def counting(device_type):
+    """A LiveBytes on `device_type`; for "cuda", torch.compile'd functions count as one kernel and CUDA autocast
+    works through its dispatcher flags (no driver)."""
+    global _counter
+    saved = torch.compile, torch.autocast
+    if device_type == "cuda":
+        torch.compile, torch.autocast = _as_one_kernel, _autocast_flags
+    _counter = LiveBytes(device_type)
+    try:
+        with torch.inference_mode(), _counter:
+            yield _counter
+    finally:
+        _counter = None
+        torch.compile, torch.autocast = saved
+
+
+def prepared_lora(config, refinement):
+    """The tensors runtime mode keeps for a rank-128 LoRA with the official file's targets (the refinement file's
+    or the distill file's): prepare_stack on real random factors, bf16, on the CPU."""
+    shapes = lora_target_shapes(config, refinement)
+    description = random_description(shapes, LORA_RANK, 1, "lora")
+    weights = {m: torch.empty(o, i, device="meta") for m, (o, i, _) in shapes.items()}
+    return prepare_stack([(description, 0.5)], weights, dtype=torch.bfloat16, device="cpu")
+
+
+def fake_copy(target, device_type):
+    """A PreparedTarget of fake tensors on `device_type` (call under FakeTensorMode)."""
+    return PreparedTarget(target.down.to(device_type, copy=True),
+                          [dataclasses.replace(s, up=s.up.to(device_type, copy=True)) for s in target.segments])
+
+
+def full_depth_lora_bytes(refinement):
+    """Bytes of the prepared stack for all 48 blocks, from stacks of 1 and 2 blocks (every block is alike)."""
+    one, two = (sum(t.down.nbytes + sum(s.up.nbytes for s in t.segments) for t in
+                    prepared_lora(dict(FULL_CONFIG, depth=depth), refinement).values()) for depth in (1, 2))
+    return one + (FULL_CONFIG["depth"] - 1) * (two - one)
+
+
+def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_latents=0, lora=None, cached=False):
+    """Peak live activation bytes of one step of `dit` (a dit.py module; `bsa` its block_sparse_attention) at full
+    width, bf16, on a latent [1, 16, *latent]; `lora`: a prepared stack (prepared_lora) applied at run time;
+    `cached`: the first step of a run with the condition cache (it fills the cache, which stays live)."""
+    T, H, W = latent
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model = dit.LongCatDiT(**dict(FULL_CONFIG, depth=depth), dtype=torch.bfloat16, device=device_type)
+        model.eval().requires_grad_(False)
+        if sparse:
+            backend = getattr(bsa, "BlockSparseAttention", None)
+            model.set_self_attention(backend() if backend else functools.partial(bsa.block_sparse_attention))
+        if lora is not None:  # fake copies on the device, made before counting starts
+            RuntimeLora(model, {m: fake_copy(t, device_type) for m, t in lora.items()}).attach()
+        kernels, bsa._kernels = bsa._kernels, None  # compiled block-sparse kernels made now, while counting
+        try:
+            with counting(device_type) as counter:
+                x = torch.randn(1, 16, T, H, W, device=device_type, dtype=torch.bfloat16)
+                context = torch.zeros(1, 512, FULL_CONFIG["caption_channels"], device=device_type,
+                                      dtype=torch.bfloat16)
+                t = torch.full((1, T), 500.0, device=device_type)
+                t[:, :num_cond_latents] = 0
+                cache = dit.ConditionCache() if cached else None
+                model(x, t, context, num_cond_latents=num_cond_latents, condition_cache=cache)
+        finally:
+            bsa._kernels = kernels
+    return counter.peak
+
+
+def floor_bytes(latent):
+    T, H, W = latent
+    return 3 * T * (H // 2) * (W // 2) * FULL_CONFIG["hidden_size"] * 2
