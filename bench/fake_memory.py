@@ -174,8 +174,8 @@ def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_laten
                                       dtype=torch.bfloat16)
                 t = torch.full((1, T), 500.0, device=device_type)
                 t[:, :num_cond_latents] = 0
-                cache = dit.ConditionCache() if cached else None
-                model(x, t, context, num_cond_latents=num_cond_latents, condition_cache=cache)
+                cache = {"condition_cache": dit.ConditionCache()} if cached else {}  # older DiTs have none
+                model(x, t, context, num_cond_latents=num_cond_latents, **cache)
         finally:
             bsa._kernels = kernels
     return counter.peak
