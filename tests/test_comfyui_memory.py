@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from longcat_pack.nodes.core import block_sparse_attention, dit
+from test_comfyui_lora_patching import with_loras
 from test_comfyui_stage_nodes import text_cond
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -105,7 +106,7 @@ def test_refinement_stage_runs_partially_loaded_with_the_runtime_lora(comfy_env,
     # one tile row of frames per chunk: every linear runs once per chunk, its LoRA hook too
     monkeypatch.setattr(sys.modules[pack.__name__ + ".nodes.core.dit"], "MIN_CHUNK_TOKENS", 1)
     base = nodes["LongCatDiTLoader"]().load("longcat_tiny.safetensors", "fp32")[0]
-    model = nodes["LongCatLoraLoader"]().apply(base, "lora_refine.safetensors", 0.5, "auto")[0]
+    model = with_loras(comfy_env, base, [("lora_refine.safetensors", 0.5)])
     model = nodes["LongCatBlockSparseAttention"]().patch(model, 0.75)[0]
     sigmas = nodes["LongCatSigmas"]().sigmas("refine", 0, 0.5)[0]
     g = torch.Generator().manual_seed(7)
