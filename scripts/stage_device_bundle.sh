@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stages what the device check needs on the lent GPU machine, which has Python and a CUDA torch but no ComfyUI and
 # no network: ComfyUI (0.33, the one this pack finds), every package its server imports besides torch (unpacked
-# wheels for the device's Python, with the torchvision and torchaudio of the device's torch, without dependencies),
+# wheels for the device's Python, with the torchvision and torchaudio of the device's torch, without dependencies;
+# not the workflow templates, embedded docs and the "non essential" requirements, which the server runs without),
 # as one xz archive cut into parts that each fit the device tool's 64 MiB carry, in .device_bundle/ (git-ignored).
 # The parts reach the device one call each: ignored paths carried in earlier calls stay while the machine is warm.
 #
@@ -15,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-3.12}
 TORCH=${2:-2.11.0}
-PART_MB=${PART_MB:-40}  # with the working tree (about 20 MiB) under the 64 MiB a call carries
+PART_MB=${PART_MB:-40}
+# TORCHAUDIO=2.11.1 for a torch that has no torchaudio of its own version (2.12 on); ComfyUI imports only its API  # with the working tree (about 20 MiB) under the 64 MiB a call carries
 COMFY=$(python -c "from nodes.cli.comfyui_checkout import find_comfyui; print(find_comfyui() or '')")
 [ -n "$COMFY" ] || { echo "no ComfyUI found: run scripts/install.sh or set COMFYUI_PATH"; exit 1; }
 echo "ComfyUI $(python -c "from nodes.cli.comfyui_checkout import comfyui_version; print(comfyui_version('$COMFY'))") at $COMFY"
@@ -32,10 +34,11 @@ for p in manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2
 download() { python -m pip download -q --only-binary=:all: --python-version "$PY" --implementation cp $PLATFORMS \
                  --platform any -d "$work/wheels" "$@"; }
 python -c "from nodes.cli.comfyui_checkout import requirements_without_torch as r; import sys; \
-print(r(open(sys.argv[1]).read()))" "$COMFY/requirements.txt" | grep -v "^#" > "$work/requirements.txt"
+print(r(open(sys.argv[1]).read()))" "$COMFY/requirements.txt" | sed '/^#non essential/,$d' | grep -v "^#" \
+    | grep -v -E "^comfyui-(workflow-templates|embedded-docs)" > "$work/requirements.txt"
 download -r "$work/requirements.txt"
-download --no-deps "torchvision==0.$((minor + 15)).$patch" "torchaudio==$TORCH"
-download pytest  # the GPU tests
+download --no-deps "torchvision==0.$((minor + 15)).$patch" "torchaudio==${TORCHAUDIO:-$TORCH}"
+download pytest hypothesis  # the GPU tests (test modules import hypothesis; playwright is for the browser test)
 # What the device's torch brings with it already (and torch itself, which some requirements name).
 find "$work/wheels" -regextype posix-extended -regex \
     '.*/(torch|nvidia_[a-z0-9_]+|triton|cuda_[a-z_]+|sympy|networkx|jinja2|markupsafe|filelock|fsspec|mpmath|typing_extensions|setuptools)-[^/]*\.whl' \
