@@ -45,7 +45,7 @@ def test_memory_estimate_covers_the_measured_peak(full_size_model, stage, path, 
 
 def test_memory_estimate_covers_a_continuation_with_its_condition_cache(comfy_env):
     """480p continuation, 13 condition frames (4 latents) cached: the estimate, told the condition length before
-    the run (as condition_memory_per_run does), covers the measured peak of a cached step, cache included; the
+    the run (as condition_per_run does), covers the measured peak of a cached step, cache included; the
     model is two blocks deep here so that the cache's share per block is measured, not assumed."""
     pack, _ = comfy_env
     comfy_model = sys.modules[pack.__name__ + ".nodes.model.comfy_model"]

@@ -64,7 +64,7 @@ def pipeline_output(comfy_env, tensors, name, mode, cached=True):
     if not cached:
         import comfy.patcher_extension
         model = model.clone()
-        model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, "longcat_condition_cache")
+        model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "longcat_condition_cache")
     if case["loras"]:
         from test_comfyui_lora_patching import with_loras
         model = with_loras(comfy_env, model, [(LORA_FILES[lora], 0.5) for lora in case["loras"]], mode)

@@ -58,7 +58,7 @@ class LongCatComfyDiT(LongCatDiT):
 
 
 class LongCatVideoModel(comfy.model_base.BaseModel):
-    cached_condition_latents = 0  # the condition the next sampling run caches (set by condition_memory_per_run)
+    cached_condition_latents = 0  # the condition the next sampling run caches (set by condition_per_run)
 
     def __init__(self, model_config, device=None):
         super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
@@ -163,30 +163,24 @@ def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_inter
     model.device = None
     patcher = LongCatModelPatcher(model, load_device=mm.get_torch_device(), offload_device=offload_device)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, CONDITION_CACHE,
-                                 condition_memory_per_run)
-    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, CONDITION_CACHE,
-                                 condition_cache_per_run)
+                                 condition_per_run)
     return patcher
 
 
-def condition_memory_per_run(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, *args, **kwargs):
-    """Tell the memory estimate, made before the model loads for sampling, how many condition frames this run
-    caches: on a 480p continuation the cache is about 5 GB that ComfyUI must keep free next to the weights."""
-    model = executor.class_obj.model_patcher.model
+def condition_per_run(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, *args, **kwargs):
+    """One sampling run's condition, set up before ComfyUI estimates the run's memory and loads the model: its
+    length for the estimate (on a 480p continuation the cache is about 5 GB to keep free next to the weights), and
+    a ConditionCache for its keys and values, dropped when the run ends, so a long video holds only the current
+    segment's condition. The guider's model_options are this run's copy, which the sampler's options copy again
+    (the cache itself is shared, not copied)."""
+    guider = executor.class_obj
+    model = guider.model_patcher.model
     frames = 0 if denoise_mask is None else condition_frame_count(denoise_mask)
     model.cached_condition_latents = frames if frames >= CACHED_FROM_LATENTS else 0
+    options = guider.model_options.setdefault("transformer_options", {})
+    options[CONDITION_CACHE] = ConditionCache()
     try:
         return executor(noise, latent_image, sampler, sigmas, denoise_mask, *args, **kwargs)
     finally:
         model.cached_condition_latents = 0
-
-
-def condition_cache_per_run(executor, guider, sigmas, extra_args, *args, **kwargs):
-    """Give each sampling run its own ConditionCache (the condition's keys and values), dropped when it ends: the
-    cache lives only while one clip samples, so a long video holds only the current segment's condition."""
-    options = extra_args["model_options"].setdefault("transformer_options", {})
-    options[CONDITION_CACHE] = ConditionCache()
-    try:
-        return executor(guider, sigmas, extra_args, *args, **kwargs)
-    finally:
         options.pop(CONDITION_CACHE, None)
