@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from longcat_pack.nodes.core.checkpoint import INDEX_NAME, CheckpointError, fill_parameters, load_dit, \
+from longcat_pack.nodes.core.checkpoint import CONFIG_NAME, INDEX_NAME, CheckpointError, fill_parameters, load_dit, \
     open_dit_checkpoint
 from longcat_pack.nodes.core.dit import LongCatDiT
 
@@ -290,6 +290,13 @@ def test_index_entry_that_is_not_a_file_name(sharded, weight_map, problem):
 def test_index_nested_too_deeply(sharded):
     (sharded / INDEX_NAME).write_text('{"weight_map": ' + "[" * 100_000 + "]" * 100_000 + "}")
     expect_error(sharded, "not a valid safetensors index", names=sharded / INDEX_NAME)
+
+
+def test_config_linked_from_outside_the_folder(sharded, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    (sharded / CONFIG_NAME).symlink_to(outside)
+    expect_error(sharded, "outside the checkpoint folder", names=sharded / CONFIG_NAME)
 
 
 def test_single_file_of_a_folder_linked_from_outside(tmp_path, single):

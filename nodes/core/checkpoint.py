@@ -224,8 +224,7 @@ def _folder_config(path):
     config = os.path.join(folder, CONFIG_NAME) if folder else None
     if config is None or not os.path.isfile(config):
         return None
-    if resolve_inside(config, [folder]) is None:
-        raise CheckpointError(config, "links to a file outside the checkpoint folder")
+    _inside_folder(folder, config)
     try:
         with open(config, encoding="utf-8") as f:
             data = json.load(f)
