@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .conditioning import VAE_TIME_STRIDE
+
 # The reference's 720p buckets for a spatial granularity of 64 pixels (`ASPECT_RATIO_960_F64`; 64 = VAE 8 x
 # patch 2 x BSA tile 4, so the patched grid divides into 4x4 tiles): (height / width key, height, width).
 REFINE_BUCKETS_720P = (
@@ -21,7 +23,6 @@ REFINE_BUCKETS_720P = (
     (3.75, 1920, 512),
 )
 
-_VAE_TIME_STRIDE = 4  # Wan 2.1 VAE: 4 frames per latent frame
 _BSA_LATENT_FRAMES = 4  # block-sparse attention tiles span 4 latent frames
 
 
@@ -84,10 +85,10 @@ def refine_frame_plan(num_frames: int, spatial_only: bool = False, condition_fra
                          f"got {condition_frames}")
     cond_latents, pad_front = refine_condition_padding(condition_frames)
     noise_frames = interp - condition_frames
-    noise_latents = _round_up(math.ceil(noise_frames / _VAE_TIME_STRIDE), _BSA_LATENT_FRAMES)
-    pad_back = _VAE_TIME_STRIDE * noise_latents - noise_frames
+    noise_latents = _round_up(math.ceil(noise_frames / VAE_TIME_STRIDE), _BSA_LATENT_FRAMES)
+    pad_back = VAE_TIME_STRIDE * noise_latents - noise_frames
     latents = cond_latents + noise_latents
-    decoded = _VAE_TIME_STRIDE * latents - 3
+    decoded = VAE_TIME_STRIDE * latents - 3
     return RefineFramePlan(
         num_frames=num_frames,
         interp_frames=interp,
@@ -109,8 +110,8 @@ def refine_condition_padding(condition_frames: int) -> tuple[int, int]:
     in front (an image: 4 latents, 12 copies; 26 frames: 8 latents, 3 copies). No condition: (0, 0)."""
     if not condition_frames:
         return 0, 0
-    latents = _round_up(1 + math.ceil((condition_frames - 1) / _VAE_TIME_STRIDE), _BSA_LATENT_FRAMES)
-    return latents, 1 + _VAE_TIME_STRIDE * (latents - 1) - condition_frames
+    latents = _round_up(1 + math.ceil((condition_frames - 1) / VAE_TIME_STRIDE), _BSA_LATENT_FRAMES)
+    return latents, 1 + VAE_TIME_STRIDE * (latents - 1) - condition_frames
 
 
 def _round_up(n, multiple):
