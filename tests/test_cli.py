@@ -68,7 +68,7 @@ def test_demo_runs_on_a_bare_machine_and_leaves_nothing_behind(tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == ["longcat_demo_distill_lora_RANDOM.safetensors",
                                                        "longcat_demo_refinement_lora_RANDOM.safetensors"]
     assert list(scratch.iterdir()) == []
-    assert sorted(p.name for p in clone.iterdir()) == ["example_workflows", "nodes"]
+    assert sorted(p.name for p in clone.iterdir()) == ["nodes", "workflows"]
 
 
 def test_bad_file_is_reported_and_fails(tmp_path):
@@ -152,7 +152,7 @@ def pack_copy_outside_comfyui(tmp_path):
     """The pack's code in a folder of its own, as a fresh clone with no ComfyUI anywhere (not in the pack's
     .comfyui/, not around it, not in HOME); returns (folder, environment without COMFYUI_PATH)."""
     copy = tmp_path / "clone"
-    for part in ("nodes", "example_workflows"):
+    for part in ("nodes", "workflows"):
         shutil.copytree(PACK_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k not in ("COMFYUI_PATH", "LONGCAT_DEMO_DIR", "XDG_CACHE_HOME")}
     return copy, {**env, "HOME": str(tmp_path / "home"), "PYTHONDONTWRITEBYTECODE": "1"}

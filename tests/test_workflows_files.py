@@ -13,8 +13,8 @@ from longcat_pack.nodes.workflows.files import api_file, dumps, thumbnail_file, 
 from longcat_pack.nodes.workflows.graph import api_format, ui_format
 from longcat_pack.nodes.workflows.node_types import NODE_TYPES
 
-EXAMPLES = PACK_ROOT / "example_workflows"
-UI_FILES = sorted(EXAMPLES.glob("*.json"))
+WORKFLOWS = PACK_ROOT / "workflows"
+UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 TITLE_H = 30  # the frontend draws a node's title bar above its pos, and a group's title inside its top
 BADGE_H = 24  # ... and a custom node's pack badge above the title
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf")  # the frontend's model files
@@ -138,11 +138,11 @@ def test_committed_files_are_what_the_builder_writes(name):
 
 
 def test_nothing_else_in_the_template_folder():
-    """ComfyUI lists every example_workflows/*.json as a template and shows <name>.jpg beside it."""
+    """ComfyUI lists every workflows/*.json as a template and shows <name>.jpg beside it."""
     expected = {ui_file(build()).name for build in SHIPPED.values()}
     expected |= {thumbnail_file(build()).name for build in SHIPPED.values()}
-    assert {p.name for p in EXAMPLES.iterdir() if p.is_file()} == expected
-    assert {p.name for p in (EXAMPLES / "api").iterdir()} == {f"{name}.json" for name in SHIPPED}
+    assert {p.name for p in WORKFLOWS.iterdir() if p.is_file()} == expected
+    assert {p.name for p in (WORKFLOWS / "api").iterdir()} == {f"{name}.json" for name in SHIPPED}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
