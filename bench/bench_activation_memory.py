@@ -1,13 +1,13 @@
 """Peak activation memory of one DiT step at full LongCat size, measured without a GPU: the pack's own DiT runs
 under torch's FakeTensorMode (shapes and dtypes, no memory, no arithmetic) while a TorchDispatchMode counts the
-bytes of live tensor storages on the compute device (fake_memory.py). Weights are made before counting starts, so
+bytes of live tensor storages on the compute device (tests/support/fake_memory.py). Weights are made before counting starts, so
 only activations count. Printed against the floor, x + k + v of one block (3 x tokens x 4096 x 2 B in bf16), for today's
 code and the code of an earlier commit (default: before the chunked DiT), in one run.
 
 Steps: 480p / 93 frames (37,440 tokens), the 720p refinement with block-sparse attention (168,960 tokens) and a
 480p continuation step with 4 condition latents, each without and with a rank-128 runtime LoRA (the distill
 stack's targets; the refinement stack's at 720p), on two paths: eager (every op on its own: the CPU, and CUDA with
-LONGCAT_COMPILE=0 or without Triton) and CUDA (each torch.compile'd island counts as one kernel; see fake_memory.py).
+LONGCAT_COMPILE=0 or without Triton) and CUDA (each torch.compile'd island counts as one kernel; see tests/support/fake_memory.py).
 The continuation also from the condition cache (the first step of a run, which fills it; the cache stays live).
 Also: the Wan 2.1 VAE decode of the 720p refinement latent (48 latents: 189 frames at 704x1280) with ComfyUI's
 WanVAE, untiled and tiled as VAEDecodeTiled's defaults tile it; the LoRA tensors runtime mode keeps on the device
@@ -26,9 +26,8 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import FULL_CONFIG, LATENT_480P, LATENT_720P, load_pack  # noqa: E402
-from bench_common_before import BEFORE, core_module_before  # noqa: E402
-from fake_memory import LORA_RANK, counting, floor_bytes, full_depth_lora_bytes, prepared_lora, step_peak  # noqa: E402
+from bench_common import BEFORE_CHUNKED_DIT, FULL_CONFIG, LATENT_480P, LATENT_720P, core_module_at, load_pack  # noqa: E402
+from support.fake_memory import LORA_RANK, counting, floor_bytes, full_depth_lora_bytes, prepared_lora, step_peak  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core import block_sparse_attention as bsa_today  # noqa: E402
@@ -82,10 +81,10 @@ def gib(n):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--against", default=BEFORE, help="git ref of the earlier DiT (default %(default)s)")
+    parser.add_argument("--against", default=BEFORE_CHUNKED_DIT, help="git ref of the earlier DiT (default %(default)s)")
     parser.add_argument("--markdown", action="store_true", help="print the card table as markdown")
     args = parser.parse_args()
-    before = core_module_before("dit", args.against), core_module_before("block_sparse_attention", args.against)
+    before = core_module_at("dit", args.against), core_module_at("block_sparse_attention", args.against)
     today = dit_today, bsa_today
     distill = prepared_lora(dict(FULL_CONFIG, depth=args.depth), False)
     refine = prepared_lora(dict(FULL_CONFIG, depth=args.depth), True)

@@ -21,8 +21,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import device_name, load_pack, random_inputs  # noqa: E402
-from bench_common_before import BEFORE, core_module_before  # noqa: E402
+from bench_common import BEFORE_CHUNKED_DIT, core_module_at, device_name, load_pack, random_inputs  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core import dit  # noqa: E402
@@ -35,7 +34,7 @@ FULL_TOKENS = 37_440  # 480p / 93 frames
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--against", default=BEFORE, help="git ref of the earlier DiT (default %(default)s)")
+    parser.add_argument("--against", default=BEFORE_CHUNKED_DIT, help="git ref of the earlier DiT (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--full-size-chunks", action="store_true")
@@ -53,7 +52,7 @@ def main():
     counts = [len(list(chunks(parts))) for parts in (dit.ATTENTION_PARTS, dit.TOKEN_PARTS)]
 
     today = random_dit(CONFIG, dtype, device)
-    before = core_module_before("dit", args.against).LongCatDiT(**CONFIG, dtype=dtype).eval().requires_grad_(False)
+    before = core_module_at("dit", args.against).LongCatDiT(**CONFIG, dtype=dtype).eval().requires_grad_(False)
     before.load_state_dict(today.state_dict())
     x, context = random_inputs(CONFIG, LATENT, dtype, device)
     t = torch.tensor([700.0])

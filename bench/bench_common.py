@@ -1,37 +1,44 @@
-"""Shared by the benchmarks: import the pack as `longcat_pack` (as the tests do) and name the device."""
+"""Shared by the benchmarks: the pack imported as `longcat_pack` (as the tests do), LongCat's sizes and random models
+(tests/support), the device's name, timing, and the pack's core modules as they were at another commit."""
 import importlib.util
 import os
 import platform
+import subprocess
 import sys
-import types
+import tempfile
+from pathlib import Path
 
 import torch
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(PACK_ROOT, "tests"))
+from support.pack import register_pack as load_pack  # noqa: E402
+from support.random_models import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, LATENT_720P, SMALL_CONFIG, \
+    random_description  # noqa: E402,F401  (the benchmarks import these from here)
+
+BEFORE_CHUNKED_DIT = "d8717e2"  # main before the DiT ran its per-token work over chunks of frames (issue 12)
 
 
-def load_pack():
-    if "longcat_pack" not in sys.modules:
-        pkg = types.ModuleType("longcat_pack")
-        pkg.__path__ = [PACK_ROOT]
-        pkg.__spec__ = importlib.util.spec_from_loader("longcat_pack", loader=None, is_package=True)
-        pkg.__spec__.submodule_search_locations = [PACK_ROOT]
-        sys.modules["longcat_pack"] = pkg
-    return sys.modules["longcat_pack"]
+def core_module_at(name, ref):
+    """nodes/core/<name>.py as it was at git `ref`, imported as a module of its own next to today's, so a benchmark
+    compares both in one run (the core modules import no sibling at module level that the benchmarks use)."""
+    key = f"longcat_at_{ref}_{name}"
+    if key not in sys.modules:
+        source = subprocess.run(["git", "-C", PACK_ROOT, "show", f"{ref}:nodes/core/{name}.py"], check=True,
+                                capture_output=True, text=True).stdout
+        path = Path(tempfile.mkdtemp(prefix="longcat_at_")) / f"{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def device_name(device):
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-FULL_CONFIG = dict(hidden_size=4096, depth=48, num_heads=32, caption_channels=4096, adaln_tembed_dim=512,
-                   ffn_hidden=11008)
-LATENT_480P = (24, 60, 104)  # 480x832, 93 frames -> 24 x 60 x 104 Wan latents
-LATENT_720P = (48, 88, 160)  # the refinement: 704x1280, 192 frames -> 48 x 88 x 160
-LATENT_480P_SMALL = (4, 16, 16)  # the CPU stand-in
-SMALL_CONFIG = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)  # the golden size
 
 
 def build_random_dit(config, dtype, device, seed=0):

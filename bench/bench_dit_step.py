@@ -12,11 +12,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, SMALL_CONFIG, build_random_dit, \
-    device_name, load_pack, random_inputs, timed  # noqa: E402
+    device_name, load_pack, random_description, random_inputs, timed  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, linear_weights, prepare_stack  # noqa: E402
-from bench_lora_patch import random_description  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
 
 

@@ -13,11 +13,11 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import device_name, load_pack, timed  # noqa: E402
+from bench_common import device_name, load_pack, random_description, timed  # noqa: E402
 
 pack = load_pack()
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
-from longcat_pack.nodes.core.lora_files import LoraDescription, LoraFactor  # noqa: E402
+from longcat_pack.nodes.core.lora_files import LoraDescription  # noqa: E402
 from longcat_pack.nodes.core.lora_patcher import (RuntimeLora, WeightMerger, linear_weights,  # noqa: E402
                                                   prepare_stack)
 
@@ -35,20 +35,6 @@ def build_linears(shapes, dtype, device):
         torch.nn.init.normal_(layer.weight, std=inp ** -0.5)
         parent.add_module(leaf, layer)
     return root.requires_grad_(False)
-
-
-def random_description(shapes, rank, seed, name):
-    """An official-layout LoRA held in memory (fp32 factors, alpha/rank 0.5), as the reader would return it."""
-    gen = torch.Generator().manual_seed(seed)
-    targets = {}
-    for module, (out, inp, pieces) in shapes.items():
-        down = torch.randn(pieces * rank, inp, generator=gen) * 0.02
-        rows = out // pieces
-        targets[module] = [LoraFactor(None if pieces == 1 else (j * rows, (j + 1) * rows),
-                                      down[j * rank:(j + 1) * rank], torch.randn(rows, rank, generator=gen) * 0.02,
-                                      0.5, pieces) for j in range(pieces)]
-    ratios = {m: 0.5 for m in shapes}
-    return LoraDescription(name, "longcat", targets, ratios, [rank], 0.5, {}, [])
 
 
 def main():
@@ -91,10 +77,6 @@ def main():
     def merge_distill():
         merger.merge(prepared_distill)
 
-    def restore_then_merge():
-        merger.restore()
-        merger.merge(prepared_distill)
-
     merge_times, restore_times, switch_times = [], [], []
     for _ in range(5):
         merger.restore()
@@ -118,7 +100,8 @@ def main():
     host_restore = timed(merger.restore, device, 1, warmup=0)
     again = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1, warmup=0)
     host_switch = timed(lambda: merger.merge(prepared_refine, backup_on_device=False), device, 1, warmup=0)
-    merger.forget_host_copies()
+    merger.restore()
+    del merger  # and its pinned host copies
     print(f"pinned-host backup (when the device copy does not fit): first merge {first * 1e3:.0f} ms (allocates and "
           f"fills the host copy), later merges {again * 1e3:.1f} ms ({again / copy_time:.2f}x), restore "
           f"{host_restore * 1e3:.1f} ms, switch {host_switch * 1e3:.1f} ms ({host_switch / copy_time:.2f}x)")

@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 PACK = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PACK))  # the pack's `nodes` package
+sys.path.insert(0, str(PACK / "tests"))  # the browser driver of the tests, which imports the pack as longcat_pack
 
-from nodes.cli.browser import close_dialogs, launch, load_workflow, open_app, write_stand_ins  # noqa: E402
-from nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
-from nodes.cli.headless import ComfyServer  # noqa: E402
-from nodes.workflows.catalog import SHIPPED  # noqa: E402
-from nodes.workflows.files import ui_file  # noqa: E402
+from support.browser import close_dialogs, launch, load_workflow, open_app, write_stand_ins  # noqa: E402
+from longcat_pack.nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
+from longcat_pack.nodes.cli.headless import ComfyServer  # noqa: E402
+from longcat_pack.nodes.workflows.catalog import SHIPPED  # noqa: E402
+from longcat_pack.nodes.workflows.files import ui_file  # noqa: E402
 
 MAIN = "longcat_t2v_distill_refine"
 

@@ -15,7 +15,7 @@ from comfy_inprocess import import_comfyui
 from longcat_pack.nodes.core.checkpoint import INDEX_NAME
 from longcat_pack.nodes.core.demo_files import write_demo_text_embeddings
 from longcat_pack.nodes.cli.comfyui_checkout import comfyui_version, find_comfyui
-from longcat_pack.nodes.cli.browser import CHROMIUM, launch, open_app, write_stand_ins
+from support.browser import CHROMIUM, launch, open_app, write_stand_ins
 from longcat_pack.nodes.cli.headless import ComfyServer
 from longcat_pack.nodes.workflows.catalog import SHIPPED
 from conftest import GOLDEN, PACK_ROOT

@@ -3,7 +3,7 @@ alpha/rank, the slider's label says what the file holds (in full, on a new node 
 says so once, and a loaded workflow keeps its saved strength. Screenshots on failure."""
 import json
 
-from longcat_pack.nodes.cli.browser import drawn_texts, load_workflow
+from support.browser import drawn_texts, load_workflow
 from longcat_pack.nodes.workflows.files import ui_file
 from longcat_pack.nodes.workflows.catalog import SHIPPED
 

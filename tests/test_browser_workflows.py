@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from longcat_pack.nodes.cli.browser import close_dialogs, drawn_texts, load_workflow, wait_missing_models
+from support.browser import close_dialogs, drawn_texts, load_workflow, wait_missing_models
 from longcat_pack.nodes.workflows.catalog import SHIPPED
 from longcat_pack.nodes.workflows.files import ui_file
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from longcat_pack.nodes.core.checkpoint import CONFIG_NAME, INDEX_NAME, CheckpointError, fill_parameters, load_dit, \
+from longcat_pack.nodes.core.checkpoint import CONFIG_NAME, INDEX_NAME, CheckpointError, fill_parameters, \
     open_dit_checkpoint
 from longcat_pack.nodes.core.dit import LongCatDiT
+from support.model_files import load_dit
 
 SHARD = "diffusion_pytorch_model-{:05d}-of-00003.safetensors"
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import PACK_ROOT
-from longcat_pack.nodes.cli.browser import load_workflow, missing_models
+from support.browser import load_workflow, missing_models
 from longcat_pack.nodes.cli.headless import free_port
 
 
@@ -104,7 +104,7 @@ def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, demo_home, tmp
     assert "running node" not in out
     path, frames = saved_video(out)
     assert path.startswith(str(demo_home / "run" / "output" / "longcat_demo"))
-    assert os.path.basename(path).startswith("RANDOM_WEIGHTS_t2v_distill_64x64_9f_15fps")
+    assert os.path.basename(path).startswith("RANDOM_WEIGHTS_t2v_distill_")
     assert frames.shape[:3] == (9, 64, 64)
     assert not [p for p in scratch.iterdir() if p.name.startswith("longcat")]
     assert not (PACK_ROOT / "demo").exists()
@@ -203,7 +203,7 @@ def test_ui_serves_the_demo_workflows_ready_to_queue(comfyui_root, demo_home, op
         assert history["status"]["status_str"] == "success", history["status"]
         (video,) = [v for o in history["outputs"].values() for v in o.get("images", []) + o.get("videos", [])]
         assert (demo_home / "run" / "output" / video["subfolder"] / video["filename"]).is_file()
-        assert video["filename"].startswith("RANDOM_WEIGHTS_t2v_distill_64x64_9f_15fps")
+        assert video["filename"].startswith("RANDOM_WEIGHTS_t2v_distill_")
     finally:
         proc.send_signal(signal.SIGINT)
         returncode = proc.wait(60)

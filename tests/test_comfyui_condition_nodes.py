@@ -92,3 +92,29 @@ def test_conditions_that_do_not_fit_are_clear_errors(comfy_env):
     with pytest.raises(ValueError, match="multiples of 16"):
         node(comfy_env, "LongCatImageToVideo").condition(POSITIVE, POSITIVE, None, frames(1), 100, 64, 13)
     assert ConditionError.__mro__[1] is ValueError
+
+
+@pytest.mark.parametrize("name, args", [
+    ("LongCatImageToVideo", lambda: (POSITIVE, POSITIVE, None, frames(1), 96, 64, 10)),
+    ("LongCatExtendVideo", lambda: (POSITIVE, POSITIVE, None, frames(21), 13, 10)),
+    ("LongCatLatentCondition", lambda: (POSITIVE, POSITIVE, {"samples": torch.zeros(1, 16, 1, 8, 12)}, 10)),
+])
+def test_a_length_that_is_not_whole_latents_is_refused(comfy_env, name, args):
+    """Through the API a length of 10 would become 9 frames (3 latents): refused with the two lengths that work,
+    before the VAE runs (none is given here)."""
+    with pytest.raises(ValueError, match=r"length is 10 frames, not 1 \+ 4k .*it would become 9 frames; set 9 or 13"):
+        node(comfy_env, name).condition(*args())
+
+
+def test_refining_at_the_input_size_logs_the_size_it_rounds_to(comfy_env, caplog):
+    """'same as input' refines at multiples of 64 px (the block-sparse tiles): a 40x72 clip is refined at 64x128,
+    and the log says so."""
+    with caplog.at_level("WARNING", logger="longcat"):
+        pixels = node(comfy_env, "LongCatRefineUpscale").upscale(frames(5, 40, 72), "same as input", True)[0]
+    assert pixels.shape[1:3] == (64, 128)
+    assert "72x40 is refined at 128x64" in caplog.text
+
+
+def test_trim_refuses_more_frames_than_there_are(comfy_env):
+    with pytest.raises(ValueError, match="cannot keep 186 frames after skipping 3: there are only 150 frames"):
+        node(comfy_env, "LongCatTrimFrames").trim(frames(150, 8, 8), 186, 3)

@@ -76,3 +76,19 @@ def test_refine_long_video_refuses_an_overlap_that_leaves_nothing_new(comfy_env,
     with pytest.raises(ValueError, match="num_cond_frames 9 must be between 0 and segment_length 9"):
         node(comfy_env, "LongCatRefineLongVideo").refine(guider, euler(), sigmas, vae, 3, frames(13, 64, 64), 9, 9,
                                                          "same as input", False)
+
+
+def test_long_video_refuses_a_length_that_is_not_whole_latents(comfy_env, vae):
+    """A length of 10 would sample 3 latents = 9 frames per segment: refused before anything runs, naming the two
+    lengths that work (the UI's step of 4 rounds it; the API does not)."""
+    with pytest.raises(ValueError, match=r"length is 10 frames, not 1 \+ 4k .* set 9 or 13"):
+        node(comfy_env, "LongCatLongVideo").extend(None, None, torch.zeros(3), vae, 7, frames(13, 32, 32), 2, 5, 10)
+
+
+def test_refine_long_video_takes_any_segment_length_exactly(comfy_env, vae, guider):
+    """segment_length 10 (not 1 + 4k) is refined as it is, not rounded: segments of 10 and 8 stage-1 frames
+    sharing 5 give 20 + (16 - 10) = 26 frames, twice the 13 stage-1 frames."""
+    sigmas = node(comfy_env, "LongCatSigmas").sigmas("refine", 0, 0.5)[0]
+    refined = node(comfy_env, "LongCatRefineLongVideo").refine(
+        guider, euler(), sigmas, vae, 3, frames(13, 64, 64, seed=4), 10, 5, "same as input", False)[0]
+    assert refined.shape == (26, 64, 64, 3)

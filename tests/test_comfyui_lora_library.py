@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from longcat_pack.nodes.core.safetensors_file import tensor_shapes
+from support.model_files import tensor_shapes
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 measured activation peak of a full-size 480p and 720p step and exceeds it by at most 20%; a refinement stage runs
 with the model partially loaded (low VRAM) and the LoRA at run time, and gives the fully loaded output."""
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,10 +10,8 @@ from longcat_pack.nodes.core import block_sparse_attention, dit
 from test_comfyui_lora_patching import with_loras
 from test_comfyui_stage_nodes import text_cond
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import fake_memory  # noqa: E402  (the benchmark's count of live activation bytes under fake tensors)
-
-FULL = dict(hidden_size=4096, depth=48, num_heads=32, caption_channels=4096, adaln_tembed_dim=512, ffn_hidden=11008)
+from support import fake_memory  # the count of live activation bytes under fake tensors (the memory bench's too)
+from support.random_models import FULL_CONFIG as FULL
 STAGES = {  # latent [T, H, W], block-sparse attention, the refinement LoRA's targets
     "480p / 93 frames": ((24, 60, 104), False, False),
     "720p refinement": ((48, 88, 160), True, True),

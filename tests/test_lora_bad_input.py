@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from longcat_pack.nodes.core.lora_files import MAX_LORA_TENSORS, inspect_lora, read_lora
-from longcat_pack.nodes.core.safetensors_file import ModelFileError, tensor_shapes
+from longcat_pack.nodes.core.safetensors_file import ModelFileError
+from support.model_files import tensor_shapes
 from lora_writers import MALFORMED_LORAS, official_stem, random_factor, write_kohya, write_malformed_lora, \
     write_official, write_peft, write_raw_safetensors
 

@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 from longcat_pack.nodes.core import lora_files
 from longcat_pack.nodes.core.demo_files import lora_target_shapes
 from longcat_pack.nodes.core.lora_files import inspect_lora, read_lora
-from longcat_pack.nodes.core.safetensors_file import ModelFileError, tensor_shapes
+from longcat_pack.nodes.core.safetensors_file import ModelFileError
+from support.model_files import tensor_shapes
 from lora_writers import dense_delta, random_factor, write_kohya, write_official, write_peft, \
     write_sparse_official
 
@@ -20,9 +21,10 @@ def model_shapes(golden_dir):
     return tensor_shapes(golden_dir / "tiny_dit.safetensors")
 
 
-def factor_rows(description, module):
-    return [(f.rows or (0, f.up.shape[0]), f.up, f.down,
-             f.alpha_over_rank / description.default_strength) for f in description.targets[module]]
+def factor_rows(description, module, strength):
+    """(rows, up, down, scale) of each factor, scaled by the strength rule the patcher applies."""
+    return [(f.rows or (0, f.up.shape[0]), f.up, f.down, description.scale_for(f, strength))
+            for f in description.targets[module]]
 
 
 def test_official_distill_layout(golden_dir, model_shapes):
@@ -44,8 +46,7 @@ def test_official_delta_matches_golden(golden_dir):
     d = read_lora(golden_dir / "lora_distill.safetensors")
     cases = load_file(str(golden_dir / "cases.safetensors"))
     for module, out in (("blocks.0.attn.qkv", 768), ("blocks.0.cross_attn.kv_linear", 512)):
-        rows = [(r, up, down, d.scale_for(module, d.default_strength)) for r, up, down, _ in factor_rows(d, module)]
-        delta = dense_delta(rows, out, IN)
+        delta = dense_delta(factor_rows(d, module, d.default_strength), out, IN)
         torch.testing.assert_close(delta.float(), cases[f"delta.{module}"], atol=1e-6, rtol=1e-5)
 
 
@@ -54,8 +55,9 @@ def test_official_refine_layout_and_exception(golden_dir, model_shapes):
     assert len(d.targets) == 18
     assert d.default_strength == 0.5
     assert d.exceptions == {"blocks.1.ffn.w2": 0.25}
-    assert d.scale_for("blocks.1.ffn.w2", 0.5) == pytest.approx(0.25)
-    assert d.scale_for("blocks.1.ffn.w2", 1.0) == pytest.approx(0.5)
+    w2 = d.targets["blocks.1.ffn.w2"][0]
+    assert d.scale_for(w2, 0.5) == pytest.approx(0.25)
+    assert d.scale_for(w2, 1.0) == pytest.approx(0.5)
     assert len(d.targets["blocks.0.adaLN_modulation.1"]) == 6
     assert [f.rows for f in d.targets["final_layer.adaLN_modulation.1"]] == [(0, 256), (256, 512)]
     assert d.targets["final_layer.linear"][0].rows is None

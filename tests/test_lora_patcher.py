@@ -105,7 +105,7 @@ def test_restore_is_bit_exact_over_many_cycles(base_sd, loras, dtype, backup_on_
     prepared = [prepare_stack(s, linear_weights(root)) for s in stacks]
     after_first = None
     for cycle in range(40):
-        merger.merge(prepared[cycle % len(prepared)], key=cycle % len(prepared), backup_on_device=backup_on_device)
+        merger.merge(prepared[cycle % len(prepared)], backup_on_device=backup_on_device)
         if cycle == 0:
             after_first = snapshot(root)
         if cycle % len(prepared) == 0 and cycle:

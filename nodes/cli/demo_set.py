@@ -81,8 +81,8 @@ def demo_setup():
     """The shipped workflows' Setup on the demo set: its files, 64x64, 9 frames, refinement at the same size."""
     file = {role: ModelFile(name, folder, None) for role, (folder, name) in DEMO_FILES.items()}
     return Setup(file["dit"], file["distill_lora"], file["refine_lora"], file["vae"], None, file["prompt"],
-                 width=64, height=64, frames=9, refine_resolution="same as input", size_name="64x64",
-                 refined_name="64x64", output="longcat_demo/RANDOM_WEIGHTS_t2v", demo=True,
+                 width=64, height=64, frames=9, refine_resolution="same as input",
+                 output="longcat_demo/RANDOM_WEIGHTS_t2v", demo=True,
                  start_image=DEMO_INPUTS["start_image"], clip=DEMO_INPUTS["clip"], cond_frames=5, segments=2)
 
 

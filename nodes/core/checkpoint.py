@@ -17,7 +17,6 @@ import torch
 from safetensors import safe_open
 
 from .confined_paths import resolve_inside
-from .dit import LongCatDiT
 from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_checkpoint
 from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
 
@@ -130,17 +129,6 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
     except ValueError as e:
         raise CheckpointError(path, str(e)) from None
     return DitCheckpoint(path, shards, plan, prefix, dtype, progress, TORCH_DTYPES.get(largest[1]))
-
-
-def load_dit(path, dtype=None, device="cpu", operations=torch.nn, progress=None):
-    """Build a LongCatDiT from a checkpoint, streaming each tensor into its parameter (default dtype: fp32)."""
-    dtype = dtype or torch.get_default_dtype()
-    ckpt = open_dit_checkpoint(path, dtype=dtype, progress=progress)
-    if ckpt.plan.quantized:
-        raise CheckpointError(path, "quantized checkpoints run on ComfyUI's quantized ops: load it with Load LongCat "
-                                    "DiT inside ComfyUI")
-    model = LongCatDiT(**ckpt.config, dtype=dtype, device="meta", operations=operations).to_empty(device=device)
-    return fill_parameters(model, ckpt)
 
 
 def fill_parameters(model, checkpoint, check_interrupt=None):

@@ -23,12 +23,20 @@ def latent_frame_count(video_frames):
     return (video_frames - 1) // VAE_TIME_STRIDE + 1
 
 
+def whole_latent_frames(frames, name):
+    """The latent frames of a clip of `frames` frames given as input `name`, which must be 1 + 4k (the Wan VAE encodes
+    the first frame alone, then 4 frames per latent): any other count would be cut silently, so it is refused."""
+    if frames < 1 or (frames - 1) % VAE_TIME_STRIDE:
+        lower = max(1, frames - (frames - 1) % VAE_TIME_STRIDE)
+        raise ConditionError(f"{name} is {frames} frames, not 1 + 4k (1, 5, 9, 13, ..., 93): the Wan VAE encodes the "
+                             f"first frame alone and then 4 frames per latent frame, so it would become "
+                             f"{lower} frames; set {lower} or {lower + VAE_TIME_STRIDE}")
+    return 1 + (frames - 1) // VAE_TIME_STRIDE
+
+
 def continuation_condition_latents(num_cond_frames):
     """n_c of a continuation: the last `num_cond_frames` frames (1 + 4k: whole VAE groups) encode to 1 + k latents."""
-    if num_cond_frames < 1 or (num_cond_frames - 1) % VAE_TIME_STRIDE:
-        raise ConditionError(f"num_cond_frames must be 1 + 4k (1, 5, 9, 13, ...) so the condition encodes to whole "
-                             f"latent frames, got {num_cond_frames}")
-    return 1 + (num_cond_frames - 1) // VAE_TIME_STRIDE
+    return whole_latent_frames(num_cond_frames, "num_cond_frames")
 
 
 def conditioned_latent(cond_latent, length, start_latent=None):

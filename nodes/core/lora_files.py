@@ -88,9 +88,10 @@ class LoraDescription:
     def name(self):
         return os.path.basename(self.path)
 
-    def scale_for(self, module, strength):
-        """scale_m = strength * (alpha_m / rank_m) / common: the slider is the real scale for common modules."""
-        return strength * self.module_ratios[module] / self.default_strength
+    def scale_for(self, factor, strength):
+        """The strength rule, the one place it is written (the patcher calls it for every factor it applies):
+        scale_m = strength * (alpha_m / rank_m) / common, so the slider is the real scale of common modules."""
+        return strength * factor.alpha_over_rank / self.default_strength
 
 
 @dataclass
@@ -272,15 +273,8 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
         raise ModelFileError(path, f"no LongCat-Video LoRA keys found (is it a LoRA for another model? "
                                    f"first keys: {', '.join(readable_key(k) for k in sorted(shapes)[:3])})")
     layout, skipped = _checked_layout(path, groups, unmatched, layouts)
-    if model_shapes is not None:
-        absent = sorted(m for m in groups if split_target(m)[0] + ".weight" not in model_shapes)
-        if len(absent) == len(groups):
-            raise ModelFileError(path, f"none of its {len(absent)} target modules exist in this model "
-                                       f"(e.g. {absent[0]}): it is a LoRA for another model")
-        if absent:
-            raise ModelFileError(path, f"{len(absent)} of its {len(groups)} target modules are not in this model "
-                                       f"({', '.join(absent[:5])}): a LoRA for another model size? It is not applied "
-                                       "in part")
+    if model_shapes is not None:  # before any matrix is read: the modules must exist
+        check_against_model(path, {split_target(m)[0]: () for m in groups}, model_shapes)
     scalar_keys = [k for g in groups.values() for k in (g.alpha_scale, g.alpha) if k]
     tensors = preloaded if preloaded is not None else load_tensors(path, scalar_keys, header_checked=True)
     adapter_config = _read_adapter_config(path) if styles.get("peft") else None
@@ -460,11 +454,19 @@ def _dense_factor(path, module, delta, ratio):
 
 
 def check_against_model(path, targets, model_shapes):
-    """Every factor must fit its target weight: same input width, rows inside the output."""
+    """The one check of a LoRA against a model ({weight key: [out, in]}, as LongCatModelPatcher.lora_shapes()
+    gives it): every target must be a linear of the model, and every factor ({module: factors}) must fit it: same
+    input width, rows inside the output. A file is applied whole or not at all."""
+    absent = sorted(m for m in targets if m + ".weight" not in model_shapes)
+    if absent and len(absent) == len(targets):
+        raise ModelFileError(path, f"none of its {len(absent)} target modules exist in this model "
+                                   f"(e.g. {absent[0]}): it is a LoRA for another model")
+    if absent:
+        raise ModelFileError(path, f"{len(absent)} of its {len(targets)} target modules are not in this model "
+                                   f"({', '.join(absent[:5])}): a LoRA for another model size? It is not applied "
+                                   "in part")
     for module, factors in targets.items():
-        shape = model_shapes.get(module + ".weight")
-        if shape is None:
-            raise ModelFileError(path, f"target {module} does not exist in this model")
+        shape = model_shapes[module + ".weight"]
         if len(shape) != 2:
             raise ModelFileError(path, f"target {module} is not a linear layer (weight shape {list(shape)})")
         out_features, in_features = shape

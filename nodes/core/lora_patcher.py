@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from . import merge_kernel
+from .lora_files import check_against_model
 from .safetensors_file import ModelFileError
 
 MERGEABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -57,8 +58,7 @@ def stack_targets(stack):
             continue
         for module, factors in description.targets.items():
             for f in factors:
-                scale = strength * f.alpha_over_rank / description.default_strength
-                pieces.setdefault(module, []).append((f, scale, description))
+                pieces.setdefault(module, []).append((f, description.scale_for(f, strength), description))
     return pieces
 
 
@@ -68,22 +68,14 @@ def prepare_stack(stack, weights, dtype=None, device=None):
     `dtype`/`device` None mean each target weight's own (merge); runtime mode passes the compute dtype and device.
     Raises ModelFileError naming the file before anything is changed.
     """
+    shapes = weight_shapes(weights)
+    for description, strength in stack:
+        if strength != 0:
+            check_against_model(description.path, description.targets, shapes)
     prepared, finite_flags, sources = {}, [], []
     for module, pieces in stack_targets(stack).items():
-        weight = weights.get(module)
-        first_file = pieces[0][2].path
-        if weight is None:
-            raise ModelFileError(first_file, f"target {module} does not exist in this model")
-        if weight.dim() != 2:
-            raise ModelFileError(first_file, f"target {module} is not a linear weight")
-        out_features, in_features = weight.shape
-        for f, _, description in pieces:
-            rows = f.up.shape[0] * f.slices
-            if f.down.shape[1] != in_features or rows != out_features:
-                raise ModelFileError(description.path,
-                                     f"module {module}: LoRA shape (in {f.down.shape[1]}, out {rows}) does not fit "
-                                     f"the weight {list(weight.shape)}")
-        target = _build_target(pieces, out_features, dtype or weight.dtype, device or weight.device)
+        weight = weights[module]
+        target = _build_target(pieces, weight.shape[0], dtype or weight.dtype, device or weight.device)
         finite_flags.append(torch.stack([torch.isfinite(t).all().cpu() for t in
                                          (target.down, *(s.up for s in target.segments))]).all())
         sources.append((module, pieces))
@@ -149,6 +141,12 @@ def linear_weights(root, names=None):
     return {n: modules[n].weight for n in wanted if n in modules and isinstance(getattr(modules[n], "weight", None), torch.Tensor)}
 
 
+def weight_shapes(weights):
+    """{weight key: logical shape} of {module name: weight}, the form check_against_model reads (quantized weights
+    report their logical [out, in], split ones that of the whole)."""
+    return {f"{m}.weight": tuple(w.shape) for m, w in weights.items()}
+
+
 class WeightMerger:
     """Merges one prepared stack at a time into the weights of `root`; restore() gives the original bytes back."""
 
@@ -156,13 +154,12 @@ class WeightMerger:
         self.root = root
         self.backups = {}  # module name -> (mode, tensor) of what is merged now
         self.host_copies = {}  # module name -> pinned host copy of the base weight, kept across merges
-        self.key = None
 
     @property
     def merged(self):
         return bool(self.backups)
 
-    def merge(self, prepared, key=None, backup_on_device=None, progress=None, check_interrupt=None):
+    def merge(self, prepared, backup_on_device=None, progress=None, check_interrupt=None):
         """Restore whatever is merged, then merge `prepared`. Any failure (an interrupt included) restores every
         weight touched so far before the exception propagates."""
         self.restore()
@@ -205,7 +202,6 @@ class WeightMerger:
         for name, original, out in swaps:
             self.root.get_submodule(name).weight.data = out
             self.backups[name] = ("swap", original)
-        self.key = key
 
     def restore(self):
         """Put the original weights back, bit for bit: the kept tensor itself, or a copy from host memory."""
@@ -216,12 +212,6 @@ class WeightMerger:
             else:
                 param.data.copy_(saved)
         self.backups = {}
-        self.key = None
-
-    def forget_host_copies(self):
-        """Drop the kept host copies (only valid while nothing but this merger changes the base weights)."""
-        self.restore()
-        self.host_copies = {}
 
 
 def _host_copy(tensor):

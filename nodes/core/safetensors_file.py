@@ -127,15 +127,6 @@ def load_tensors(path, names=None, header_checked=False):
     return out
 
 
-def tensor_shapes(path):
-    """Names and shapes without reading tensor data (header only for safetensors)."""
-    path = str(path)
-    if path.lower().endswith(PICKLE_SUFFIXES):
-        return {k: tuple(v.shape) for k, v in _load_weights_only_pickle(path, None).items()}
-    header, _ = read_safetensors_header(path)
-    return {k: tuple(v["shape"]) for k, v in header.items()}
-
-
 def _load_weights_only_pickle(path, names):
     if not os.path.isfile(path):
         raise ModelFileError(path, "file not found")

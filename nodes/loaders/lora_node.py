@@ -4,7 +4,6 @@ import logging
 import folder_paths
 
 from .lora_library import cached_read, resolve_lora
-from ..core.lora_patcher import linear_weights
 from ..core.layouts.lora_layouts import layout_title
 from ..model.model_patcher import MODES, LongCatModelPatcher
 
@@ -56,9 +55,7 @@ class LongCatLoraLoader:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not (-10.0 <= strength <= 10.0):
             raise ValueError(f"strength {strength} is outside -10..10")
-        # the logical [out, in] of every linear: quantized weights store packed data, split ones hold pieces
-        shapes = {f"{m}.weight": tuple(w.shape) for m, w in linear_weights(model.model.diffusion_model).items()}
-        description = cached_read(resolve_lora(lora_name), shapes)
+        description = cached_read(resolve_lora(lora_name), model.lora_shapes())
         message = applied_message(lora_name, description)
         (log.warning if description.skipped_keys else log.info)("Apply LongCat LoRA: %s", message)
         return {"ui": {"text": [message]}, "result": (model.with_lora(description, strength, mode),)}

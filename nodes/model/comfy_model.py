@@ -14,7 +14,6 @@ import comfy.quant_ops
 import comfy.supported_models_base
 import comfy.utils
 
-from ..stages.bsa_node import OPTION as BSA_OPTION
 from ..core.block_sparse_attention import BlockSparseAttention
 from ..core.checkpoint import CheckpointError, fill_parameters
 from ..core.conditioning import condition_frame_count, per_frame_timesteps
@@ -23,7 +22,9 @@ from ..core.layouts.quantized_model import fill_modules, split_fused_linears
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
-CONDITION_CACHE = "longcat_condition_cache"  # transformer_options key: the ConditionCache of the running sampler
+# transformer_options keys the model reads (nodes set them; the model owns their names)
+CONDITION_CACHE = "longcat_condition_cache"  # the ConditionCache of the running sampler
+BSA_OPTION = "longcat_block_sparse"  # {"sparsity": float}: block-sparse self-attention on this branch
 CACHED_FROM_LATENTS = 2  # conditions this long (a clip: continuation, long video) run from the cache
 # The peak of one step, in rows of [hidden] per token: the residual stream and one block's q, k, v for every token,
 # and 4 more for each token of the largest self-attention chunk (its modulated input and its qkv output). Measured

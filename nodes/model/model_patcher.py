@@ -16,7 +16,7 @@ import comfy.model_patcher
 import comfy.utils
 
 from ..core.lora_patcher import RuntimeLora, WeightMerger, backup_fits_on_device, linear_weights, mergeable, \
-    prepare_stack
+    prepare_stack, weight_shapes
 from ..core.lru_cache import LruCache
 
 MODES = ("auto", "merge", "runtime")
@@ -99,6 +99,11 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
         return super().unpatch_model(device_to, unpatch_weights)
 
     # Our part
+    def lora_shapes(self):
+        """{weight key: [out, in]} of every linear a LoRA may target, the model side of the one shape check
+        (lora_files.check_against_model): quantized weights report their logical shape, split ones the whole."""
+        return weight_shapes(linear_weights(self.model.diffusion_model))
+
     def lora_state(self):
         model = self.model
         if not hasattr(model, "longcat_lora_state"):
@@ -144,7 +149,7 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
         state.clear()
         if mode == "merge":
             prepared = state.prepared_for(key, self.longcat_loras, weights, None, self.load_device)
-            state.merger.merge(prepared, key=key, backup_on_device=backup_on_device, progress=progress_when_slow(),
+            state.merger.merge(prepared, backup_on_device=backup_on_device, progress=progress_when_slow(),
                                check_interrupt=mm.throw_exception_if_processing_interrupted)
         else:
             compute_dtype = self.model.manual_cast_dtype or self.model.get_dtype()

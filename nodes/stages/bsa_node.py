@@ -1,7 +1,6 @@
 """LongCat Block-Sparse Attention: the refinement stage's self-attention (keeps 6.25% of 4x4x4 key tiles)."""
 from ..core.block_sparse_attention import DEFAULT_SPARSITY
-
-OPTION = "longcat_block_sparse"
+from ..model.comfy_model import BSA_OPTION
 
 
 class LongCatBlockSparseAttention:
@@ -22,5 +21,5 @@ class LongCatBlockSparseAttention:
 
     def patch(self, model, sparsity):
         m = model.clone()
-        m.model_options.setdefault("transformer_options", {})[OPTION] = {"sparsity": float(sparsity)}
+        m.model_options.setdefault("transformer_options", {})[BSA_OPTION] = {"sparsity": float(sparsity)}
         return (m,)

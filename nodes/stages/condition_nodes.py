@@ -2,13 +2,17 @@
 (core `conditioned_latent`): the condition's raw latents at the start of the clip and a noise mask that keeps them
 clean. Stock samplers (SamplerCustomAdvanced with LongCat Sigmas and BasicGuider / CFGGuider) then run the
 reference loops; the LongCat model reads the condition off the mask."""
+import logging
+
 import torch
 
 import comfy.utils
 
-from ..core.conditioning import ConditionError, continuation_condition_latents, conditioned_latent
+from ..core.conditioning import ConditionError, continuation_condition_latents, conditioned_latent, \
+    whole_latent_frames
 from ..core.refine_geometry import refine_condition_padding
 
+log = logging.getLogger("longcat")
 SPATIAL_MULTIPLE = 16  # VAE 8 x patch 2
 ASPECT_TOLERANCE = 0.02
 CONDITIONING = ("CONDITIONING", "CONDITIONING", "LATENT")
@@ -25,6 +29,7 @@ VAE = ("VAE", {"tooltip": "The Wan 2.1 VAE (VAELoader with wan_2.1_vae.safetenso
 
 
 def condition_outputs(positive, negative, cond_samples, length, start_latent=None):
+    whole_latent_frames(length, "length")  # the user's clip length: refused, not rounded, when not 1 + 4k
     samples, mask = conditioned_latent(cond_samples, length, start_latent)
     return positive, negative, {"samples": samples, "noise_mask": mask}
 
@@ -102,6 +107,10 @@ class LongCatImageToVideo:
 
     def condition(self, positive, negative, vae, start_image, width, height, length):
         check_size(width, height, "the video")
+        whole_latent_frames(length, "length")  # before the encode
+        if start_image.shape[0] > 1:
+            log.info("LongCat Image to Video: start_image holds %d images; the first is the start frame",
+                     start_image.shape[0])
         image = resized(start_image[:1], width, height)
         return condition_outputs(positive, negative, encode(vae, image), length) + (image,)
 

@@ -8,7 +8,7 @@ import comfy.model_management as mm
 import comfy.sample
 import comfy.utils
 
-from ..core.conditioning import conditioned_latent
+from ..core.conditioning import conditioned_latent, whole_latent_frames
 from ..core.refine_geometry import refine_frame_plan, trim_frames, upscale_frames
 from .condition_nodes import LENGTH, VAE, continuation_cond_latent, encode, refine_condition_clip
 from .refine_nodes import RESOLUTIONS, refine_size
@@ -80,6 +80,7 @@ class LongCatLongVideo:
                    "conditioned on the last num_cond_frames of the previous one; joined without repeats.")
 
     def extend(self, guider, sampler, sigmas, vae, noise_seed, video, segments, num_cond_frames, length):
+        whole_latent_frames(length, "length")
         progress = StepProgress(segments, len(sigmas) - 1)
         pieces, current = [video], video
         for i in range(segments):

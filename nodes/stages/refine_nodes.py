@@ -1,7 +1,10 @@
 """480p -> 720p refinement geometry as nodes: upscale (2x frames, 720p bucket, padding) and the matching trim."""
+import logging
+
 from ..core.refine_geometry import refine_bucket, refine_frame_plan, trim_frames, upscale_frames
 
 RESOLUTIONS = ["720p bucket", "same as input"]
+log = logging.getLogger("longcat")
 
 
 def refine_size(height, width, resolution):
@@ -11,7 +14,11 @@ def refine_size(height, width, resolution):
         return refine_bucket(height, width)
     if resolution != "same as input":
         raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}")
-    return (height + 63) // 64 * 64, (width + 63) // 64 * 64
+    size = (height + 63) // 64 * 64, (width + 63) // 64 * 64
+    if size != (height, width):
+        log.warning("LongCat refinement 'same as input': %dx%d is refined at %dx%d (multiples of 64 for the "
+                    "block-sparse tiles)", width, height, size[1], size[0])
+    return size
 
 
 class LongCatRefineUpscale:

@@ -1,7 +1,8 @@
 """The shipped workflows. Each is one function of a Setup (which files, which size): the real files at the
 reference size make the shipped workflow, the demo set at a tiny size makes its demo twin. To add a workflow,
 write its function (nodes, groups of columns, note) and list it in SHIPPED; scripts/build_workflows.py does the
-rest (layout, both formats, the thumbnail)."""
+rest (layout, both formats, the thumbnail). Nodes and groups are titled by their role, never by a value a widget
+holds (a title saying "16 steps" would be wrong as soon as the user changes the steps), and so are the saved files."""
 from dataclasses import dataclass
 
 from .graph import Group, ModelFile, Node, Workflow
@@ -40,8 +41,6 @@ class Setup:
     height: int
     frames: int
     refine_resolution: str  # LongCat Refine Upscale's resolution
-    size_name: str  # what titles and file names call the stage-1 size
-    refined_name: str  # ... and the refined size
     output: str  # folder (and prefix) of the saved videos under ComfyUI's output
     demo: bool = False
     start_image: str = "example.png"  # image-to-video's start image, in ComfyUI's input folder (ComfyUI ships it)
@@ -65,7 +64,7 @@ class Setup:
 
 
 REAL = Setup(DIT, DISTILL_LORA, REFINE_LORA, VAE, TEXT_ENCODER, None, width=832, height=480, frames=93,
-             refine_resolution="720p bucket", size_name="480p", refined_name="720p", output="longcat/t2v")
+             refine_resolution="720p bucket", output="longcat/t2v")
 
 
 def prompt_nodes(setup, negative=False):
@@ -94,10 +93,10 @@ def stage_one(setup, base=False, image=False):
         model = [Node("cfg_zero", "LongCatCFGZeroStar", links={"model": "dit"}, title="CFG-Zero* (the reference's)")]
         guider = Node("guider", "CFGGuider", {"cfg": 4.0},
                       {"model": "cfg_zero", "positive": "prompt", "negative": "negative"},
-                      title="Guider: CFG 4 (base model)")
+                      title="Guider (base model, CFG)")
     else:
         model = [Node("distill_lora", "LongCatLoraLoader", {"lora_name": setup.distill_lora.name, "strength": 0.5},
-                      {"model": "dit"}, title="Distill LoRA (16 steps, no CFG)")]
+                      {"model": "dit"}, title="Distill LoRA (no CFG)")]
         guider = Node("guider", "BasicGuider", links={"model": "distill_lora", "conditioning": "prompt"},
                       title="Guider (distill branch)")
     if image:  # the condition travels in the latent: the guider takes the prompt as it is
@@ -105,12 +104,12 @@ def stage_one(setup, base=False, image=False):
                        height=IMAGE_PREVIEW_HEIGHT),
                   Node("i2v", "LongCatImageToVideo", {"width": w, "height": h, "length": frames},
                        {"positive": "prompt", "negative": "prompt", "vae": "vae", "start_image": "load_image"},
-                       title=f"Start image first: {w} x {h}, {frames} frames")]
+                       title="Start image as the first frame")]
         columns = [["note", "dit", "clip", "vae"], ["distill_lora", "prompt", "load_image"],
                    ["i2v", "sigmas", "noise", "sampler", "guider"], ["stage_1"]]
     else:
         latent = [Node("latent", "EmptyHunyuanLatentVideo", {"width": w, "height": h, "length": frames},
-                       title=f"Video size: {w} x {h}, {frames} frames")]
+                       title="Video size and length")]
         columns = [["note", "dit", "clip"], ["distill_lora", "cfg_zero", "prompt", "negative"],
                    ["latent", "sigmas", "noise", "sampler", "guider"], ["stage_1", "vae"]]
     nodes = [
@@ -118,28 +117,26 @@ def stage_one(setup, base=False, image=False):
         Node("vae", "VAELoader", {"vae_name": setup.vae.name}, title="Load Wan 2.1 VAE"),
         *prompt_nodes(setup, negative=base), *model, *latent,
         Node("sigmas", "LongCatSigmas", {"stage": "base" if base else "distill"},
-             title="Base schedule (50 steps)" if base else "Distill schedule (16 steps)"),
+             title="Base schedule" if base else "Distill schedule"),
         Node("noise", "RandomNoise", {"noise_seed": 42}, title="Noise (stage 1 seed)"),
-        Node("sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler: euler"),
+        Node("sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler"),
         guider,
         Node("stage_1", "SamplerCustomAdvanced",
              links={"noise": "noise", "guider": "guider", "sampler": "sampler", "sigmas": "sigmas",
                     "latent_image": ("i2v", "latent") if image else "latent"}, title="Stage 1 sampling"),
     ]
-    what = "50 steps, CFG-Zero* at guidance 4" if base else "16 steps, distill LoRA, no CFG"
-    start = "image to video" if image else "base" if base else "distill"
-    group = Group(setup.stage(f"Stage 1 · {setup.size_name} {start}: {what}"), columns, STAGE_1)
+    what = "base model, CFG-Zero*" if base else "distill LoRA, no CFG"
+    start = "image to video" if image else "text to video"
+    group = Group(setup.stage(f"Stage 1 · {start}: {what}"), columns, STAGE_1)
     return nodes, group
 
 
-def save_nodes(setup, images, frames, fps, task="t2v", stage=None):
-    """CreateVideo at `fps` (a number, or a (node, output) link) and SaveVideo, named for what the video is."""
-    refined = fps == 30
-    stage = stage or ("refined" if refined else "distill")
-    rate = f"{fps}fps" if isinstance(fps, int) else "clip_fps"
-    count = f"_{frames}f" if frames else ""
-    name = f"{setup.output_name(task)}_{stage}_{setup.refined_name if refined else setup.size_name}{count}_{rate}"
-    video = (Node("video", "CreateVideo", {"fps": float(fps)}, {"images": images}, title=f"Video at {fps} fps")
+def save_nodes(setup, images, fps, task="t2v", stage=None):
+    """CreateVideo at `fps` (a number, or a (node, output) link) and SaveVideo, named for what the video is (its
+    task and stage: its size, length and rate are the widgets', and ComfyUI numbers the files)."""
+    stage = stage or ("refined" if fps == 30 else "distill")
+    name = f"{setup.output_name(task)}_{stage}"
+    video = (Node("video", "CreateVideo", {"fps": float(fps)}, {"images": images}, title="Video (frame rate)")
              if isinstance(fps, int) else
              Node("video", "CreateVideo", links={"images": images, "fps": fps}, title="Video at the clip's fps"))
     return [video, Node("save", "SaveVideo", {"filename_prefix": name}, {"video": "video"}, title="Save MP4")]
@@ -190,15 +187,15 @@ def refine_stage(setup, stage_1, prompt, condition=None):
         Node("decode_1", "VAEDecode", links={"samples": stage_1, "vae": "vae"}, title="Decode stage-1 frames"),
         Node("upscale", "LongCatRefineUpscale", {"resolution": setup.refine_resolution,
                                                  "condition_frames": condition_frames}, {"images": "decode_1"},
-             title=("Upscale to 720p, 2x frames" if setup.refine_resolution == "720p bucket"
-                    else "Refine at the same size, 2x frames")),
+             title=("Upscale for refinement" if setup.refine_resolution == "720p bucket"
+                    else "Upscale for refinement (same size)")),
         Node("encode", "VAEEncode", links={"pixels": "upscale", "vae": "vae"}, title="Encode for refinement"),
         Node("refine_lora", "LongCatLoraLoader", {"lora_name": setup.refine_lora.name, "strength": 0.5},
              {"model": "dit"}, title="Refinement LoRA (same DiT)"),
         Node("bsa", "LongCatBlockSparseAttention", links={"model": "refine_lora"}, title="Block-sparse attention"),
-        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule (from t = 0.5)"),
+        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule"),
         Node("refine_noise", "RandomNoise", {"noise_seed": 43}, title="Noise (stage 2 seed)"),
-        Node("refine_sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler: euler"),
+        Node("refine_sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler (stage 2)"),
         Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": prompt},
              title="Guider (refinement branch)"),
         Node("stage_2", "SamplerCustomAdvanced",
@@ -215,8 +212,7 @@ def refine_stage(setup, stage_1, prompt, condition=None):
                              {"positive": prompt, "negative": prompt, "vae": "vae", "latent": "encode",
                               "condition": condition}, title="Start image conditions the refinement"))
     what = "conditioned on the start image, " if condition else ""
-    group = Group(setup.stage(f"Stage 2 · {setup.refined_name} refinement: 2x frames, {what}refinement LoRA, "
-                              "from t = 0.5"),
+    group = Group(setup.stage(f"Stage 2 · refinement: {what}refinement LoRA, block-sparse attention"),
                   [["decode_1", "refine_lora"], ["upscale", "bsa"],
                    ["encode", "refine_sigmas", "refine_noise", "refine_sampler", "refine_guider"],
                    ["refine_condition"], ["stage_2"], ["decode_2"], ["trim"]], STAGE_2)
@@ -226,13 +222,12 @@ def refine_stage(setup, stage_1, prompt, condition=None):
 def t2v_distill_refine(setup=REAL):
     stage_nodes, stage_group = stage_one(setup)
     refine_nodes, refine_group = refine_stage(setup, "stage_1", "prompt")
-    refined = 2 * setup.frames
     nodes = [
         note(setup, lambda: ["## 480p distill, then 720p refine",
                              downloads(setup), STRENGTH, sizes(setup, refine=True)]),
-        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", refined, 30),
+        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", 30),
     ]
-    groups = [stage_group, refine_group, Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    groups = [stage_group, refine_group, Group("Save · the refined video", [["video"], ["save"]], OUTPUT)]
     return Workflow("longcat_t2v_distill_refine", setup.title("480p + 720p refine", "distill + refine"),
                     nodes, groups, setup.files(), headline="Text to video: 480p distill, then 720p refine")
 
@@ -244,10 +239,10 @@ def t2v_distill(setup=REAL):
                              downloads(setup), STRENGTH, sizes(setup, refine=False)]),
         *stage_nodes,
         Node("decode_1", "VAEDecode", links={"samples": "stage_1", "vae": "vae"}, title="Decode frames"),
-        *save_nodes(setup, "decode_1", setup.frames, 15),
+        *save_nodes(setup, "decode_1", 15),
     ]
     groups = [stage_group,
-              Group(f"Save · {setup.frames} frames at 15 fps", [["decode_1"], ["video"], ["save"]], OUTPUT)]
+              Group("Save · the video", [["decode_1"], ["video"], ["save"]], OUTPUT)]
     return Workflow("longcat_t2v_distill", setup.title("480p distill", "distill"), nodes, groups, setup.files(),
                     headline="Text to video: the 480p distill stage")
 
@@ -255,15 +250,14 @@ def t2v_distill(setup=REAL):
 def t2v_base_refine(setup=REAL):
     stage_nodes, stage_group = stage_one(setup, base=True)
     refine_nodes, refine_group = refine_stage(setup, "stage_1", "prompt")
-    refined = 2 * setup.frames
     nodes = [
         note(setup, lambda: ["## 480p base (50 steps, CFG-Zero*), then 720p refine",
                              "The base model without the distill LoRA: slower (50 steps, two model calls each), "
                              "the reference's best quality.", downloads(setup, loras=("refine",)), STRENGTH,
                              sizes(setup, refine=True)]),
-        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", refined, 30, stage="base_refined"),
+        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", 30, stage="base_refined"),
     ]
-    groups = [stage_group, refine_group, Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    groups = [stage_group, refine_group, Group("Save · the refined video", [["video"], ["save"]], OUTPUT)]
     return Workflow("longcat_t2v_base_refine", setup.title("base + 720p refine", "base + refine"), nodes, groups,
                     setup.files(), headline="Text to video: 480p base with CFG-Zero*, then 720p refine")
 
@@ -271,29 +265,26 @@ def t2v_base_refine(setup=REAL):
 def i2v_distill_refine(setup=REAL):
     stage_nodes, stage_group = stage_one(setup, image=True)
     refine_nodes, refine_group = refine_stage(setup, "stage_1", "prompt", condition=("i2v", "start_image"))
-    refined = 2 * setup.frames
     nodes = [
         note(setup, lambda: ["## Image to video: 480p distill, then 720p refine",
                              "**Start image:** pick it in *Start image* (it is scaled to the video size, the centre "
                              "cropped). Both stages keep it as the first frame.",
                              downloads(setup), STRENGTH, sizes(setup, refine=True)]),
-        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", refined, 30, task="i2v"),
+        *stage_nodes, *refine_nodes, *save_nodes(setup, "trim", 30, task="i2v"),
     ]
-    groups = [stage_group, refine_group, Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
+    groups = [stage_group, refine_group, Group("Save · the refined video", [["video"], ["save"]], OUTPUT)]
     return Workflow("longcat_i2v_distill_refine", setup.title("480p + 720p refine", "distill + refine", "I2V"),
                     nodes, groups, setup.files(), headline="Image to video: 480p distill, then 720p refine")
 
 
 def continuation_nodes(setup, guider, sampler, video, segments):
     """Continue `video` `segments` times with the base model's continuation schedule (enhance_hf, CFG-Zero*)."""
-    new = setup.frames - setup.cond_frames
     return [
-        Node("continue_sigmas", "LongCatSigmas", {"stage": "enhance_hf"}, title="Continuation schedule (enhance_hf)"),
+        Node("continue_sigmas", "LongCatSigmas", {"stage": "enhance_hf"}, title="Continuation schedule"),
         Node("long_video", "LongCatLongVideo", {"noise_seed": 44, "segments": segments,
                                                 "num_cond_frames": setup.cond_frames, "length": setup.frames},
              {"guider": guider, "sampler": sampler, "sigmas": "continue_sigmas", "vae": "vae", "video": video},
-             title=(f"Continue {segments} times (+{new} frames each)" if segments > 1 else
-                    f"Continue once (+{new} frames)")),
+             title="Continue the clip, segment after segment"),
     ]
 
 
@@ -313,14 +304,14 @@ def video_continue(setup=REAL):
         Node("load_video", "LoadVideo", {"file": setup.clip}, title="Your clip", height=VIDEO_PREVIEW_HEIGHT),
         Node("components", "GetVideoComponents", links={"video": "load_video"}, title="Clip frames"),
         Node("scale", "ImageScale", {"upscale_method": "bilinear", "width": w, "height": h, "crop": "center"},
-             {"image": ("components", "images")}, title=f"Scale to {w} x {h}"),
-        Node("sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler: euler"),
+             {"image": ("components", "images")}, title="Scale to the video size"),
+        Node("sampler", "KSamplerSelect", {"sampler_name": "euler"}, title="Sampler"),
         Node("guider", "CFGGuider", {"cfg": 4.0}, {"model": "cfg_zero", "positive": "prompt", "negative": "negative"},
-             title="Guider: CFG 4 (base model)"),
+             title="Guider (base model, CFG)"),
         *continuation_nodes(setup, "guider", "sampler", "scale", 1),
-        *save_nodes(setup, "long_video", None, ("components", "fps"), task="continued", stage="base"),
+        *save_nodes(setup, "long_video", ("components", "fps"), task="continued", stage="base"),
     ]
-    groups = [Group(setup.stage(f"Continue · {setup.size_name} base: enhance_hf schedule, CFG-Zero* at guidance 4"),
+    groups = [Group(setup.stage("Continue · base model: enhance_hf schedule, CFG-Zero*"),
                     [["note", "dit", "clip", "load_video"], ["cfg_zero", "prompt", "negative", "vae", "components"],
                      ["scale", "continue_sigmas", "sampler", "guider"], ["long_video"]], STAGE_1),
               Group("Save · your clip, then the new frames", [["video"], ["save"]], OUTPUT)]
@@ -346,7 +337,7 @@ def long_video(setup=REAL):
         Node("refine_lora", "LongCatLoraLoader", {"lora_name": setup.refine_lora.name, "strength": 0.5},
              {"model": "dit"}, title="Refinement LoRA (same DiT)"),
         Node("bsa", "LongCatBlockSparseAttention", links={"model": "refine_lora"}, title="Block-sparse attention"),
-        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule (from t = 0.5)"),
+        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule"),
         Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": "prompt"},
              title="Guider (refinement branch)"),
         Node("refine_long", "LongCatRefineLongVideo",
@@ -354,15 +345,15 @@ def long_video(setup=REAL):
               "resolution": setup.refine_resolution},
              {"guider": "refine_guider", "sampler": "sampler", "sigmas": "refine_sigmas", "vae": "vae",
               "video": "long_video"}, title="Refine segment by segment (2x frames)"),
-        *save_nodes(setup, "refine_long", refined, 30, task="long_video", stage="refined"),
+        *save_nodes(setup, "refine_long", 30, task="long_video", stage="refined"),
     ]
     groups = [stage_group,
-              Group(setup.stage(f"Long video · {segments} continuations of {new} frames, enhance_hf, CFG-Zero*"),
+              Group(setup.stage("Long video · continuations: enhance_hf schedule, CFG-Zero*"),
                     [["decode_1", "continue_sigmas"], ["long_video"]], STAGE_1),
-              Group(setup.stage(f"Refine · {setup.refined_name}, 2x frames, segment by segment"),
+              Group(setup.stage("Refine · segment by segment: refinement LoRA, block-sparse attention"),
                     [["refine_lora", "refine_sigmas"], ["bsa"], ["refine_guider"], ["refine_long"]], STAGE_2),
-              Group(f"Save · {refined} frames at 30 fps", [["video"], ["save"]], OUTPUT)]
-    return Workflow("longcat_long_video", setup.title(f"{refined // 30} s at 720p", "", "long video"),
+              Group("Save · the refined video", [["video"], ["save"]], OUTPUT)]
+    return Workflow("longcat_long_video", setup.title("continued + 720p refine", "continued + refine", "long video"),
                     nodes, groups, setup.files(), headline="Long video: text to video, continued, refined")
 
 

@@ -40,11 +40,6 @@ def layouts_naming(name, undotted=False):
     return found
 
 
-def names_a_dit_module(name, undotted=False):
-    """Whether `name` is a module of the DiT in some layout, linear or not (a LoRA on it cannot apply here)."""
-    return any(layout.to_native(name, undotted) is not None for layout in LAYOUTS)
-
-
 def other_component(raw):
     """The component (text encoder, VAE, ...) a key of another part of the pipeline belongs to, or None."""
     stem = raw.lower()

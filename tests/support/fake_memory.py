@@ -11,8 +11,6 @@ reduction islands (compiling needs a GPU); CUDA autocast works through its dispa
 import contextlib
 import dataclasses
 import functools
-import os
-import sys
 import warnings
 import weakref
 
@@ -21,11 +19,10 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import FULL_CONFIG, load_pack  # noqa: E402
-from bench_lora_patch import random_description  # noqa: E402
+from .pack import register_pack
+from .random_models import FULL_CONFIG, random_description
 
-load_pack()
+register_pack()
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
 from longcat_pack.nodes.core.lora_patcher import PreparedTarget, RuntimeLora, prepare_stack  # noqa: E402
 

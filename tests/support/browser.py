@@ -5,8 +5,11 @@ a workflow as a user with every file installed sees it."""
 import shutil
 from pathlib import Path
 
-from ..core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora
-from .demo_set import write_noise_clip, write_noise_image
+from .pack import register_pack
+
+register_pack()
+from longcat_pack.nodes.core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora  # noqa: E402
+from longcat_pack.nodes.cli.demo_set import write_noise_clip, write_noise_image  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
