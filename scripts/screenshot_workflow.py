@@ -14,10 +14,9 @@ sys.path.insert(0, str(PACK / "tests"))  # the browser driver of the tests, whic
 from support.browser import close_dialogs, launch, load_workflow, open_app, write_stand_ins  # noqa: E402
 from longcat_pack.nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
 from longcat_pack.nodes.cli.headless import ComfyServer  # noqa: E402
-from longcat_pack.nodes.workflows.catalog import SHIPPED  # noqa: E402
+from longcat_pack.nodes.workflows.catalog import MAIN, SHIPPED  # noqa: E402
 from longcat_pack.nodes.workflows.files import ui_file  # noqa: E402
 
-MAIN = "longcat_t2v_distill_refine"
 
 
 def main(out=PACK / "docs" / "images" / f"{MAIN}.png"):

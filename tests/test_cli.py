@@ -3,6 +3,7 @@ the shipped workflow headless (from anywhere the pack is installed), and `run --
 browser with workflows that queue as they are. The demo set lives in its own folder and nothing is left behind."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from conftest import PACK_ROOT
 from support.browser import load_workflow, missing_models
 from longcat_pack.nodes.cli.headless import free_port
+from longcat_pack.nodes.workflows.catalog import MAIN, SHIPPED
 
 
 def run_cli(*args, cwd=PACK_ROOT, env=None, timeout=600):
@@ -27,7 +29,7 @@ def run_cli(*args, cwd=PACK_ROOT, env=None, timeout=600):
 
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory):
-    """One demo set for every CLI test of the session (its VAE alone is 250 MB)."""
+    """One demo set for every CLI test of the session."""
     return tmp_path_factory.mktemp("demo_set")
 
 
@@ -98,9 +100,10 @@ def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, demo_home, tmp
                      "--demo-dir", str(demo_home), env={**os.environ, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert "DEMO SET" in out and "step 16/16" in out
-    assert "Stage 1 · 64x64 distill: 16 steps, distill LoRA, no CFG (demo set)\n" in out
-    assert "\n  Distill LoRA (16 steps, no CFG)\n" in out and "\n  Save MP4\n" in out
+    assert "DEMO SET" in out and re.search(r"step 16/16 \(\d+\.\d s/step\)", out)
+    assert "Stage 1 · text to video: distill LoRA, no CFG (demo set)\n" in out
+    assert "\n  Distill LoRA (no CFG)\n" in out and "\n  Save MP4\n" in out
+    assert re.search(r"\n  Decode frames\n    \(\d+\.\d s\)\n", out)  # what each node took
     assert "running node" not in out
     path, frames = saved_video(out)
     assert path.startswith(str(demo_home / "run" / "output" / "longcat_demo"))
@@ -143,7 +146,7 @@ def test_main_job_from_inside_comfyuis_custom_nodes(comfyui_root, demo_home, tmp
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"starting ComfyUI from {tree} " in result.stdout
     saved_video(result.stdout)
-    log = (demo_home / "run" / "comfyui.log").read_text()
+    log = (demo_home / "run" / "comfyui_run.log").read_text()
     assert "IMPORT FAILED" not in log
     assert len([line for line in log.splitlines() if line.strip().endswith("comfyui-longcat-video")]) == 1
 
@@ -174,42 +177,59 @@ def test_comfyui_path_that_points_nowhere_is_an_error(tmp_path):
     assert f"COMFYUI_PATH={tmp_path / 'nowhere'} is not a ComfyUI checkout" in result.stderr
 
 
-def test_ui_serves_the_demo_workflows_ready_to_queue(comfyui_root, demo_home, open_page):
-    """`run --ui`: ComfyUI stays up with the demo set; the demo workflow it prints, loaded in the browser as a
-    drag-and-drop would, misses no model and renders when queued as it is; Ctrl+C stops everything."""
+def test_ui_opens_the_main_demo_workflow_ready_to_queue(comfyui_root, demo_home, open_page):
+    """`run --ui`: ComfyUI stays up with the demo set, and the first page shows the main demo workflow (not the
+    stock default graph and its missing-model toast): no missing model, no error, every node of it; queued as it
+    is, it renders. The other demo workflows are in the Workflows panel. Ctrl+C stops everything."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "nodes.cli", "run", "--ui", "--port", str(port), "--comfyui",
-                             str(comfyui_root), "--demo-dir", str(demo_home)], cwd=PACK_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    proc, lines = start_ui(comfyui_root, demo_home, port)
     try:
-        deadline = time.time() + 300
-        while not any("Ctrl+C stops ComfyUI" in line for line in lines):
-            assert proc.poll() is None and time.time() < deadline, "".join(lines)
-            time.sleep(0.5)
         url = f"http://127.0.0.1:{port}"
         assert any(url in line for line in lines), "".join(lines)
         printed = [line.strip() for line in lines if line.strip().endswith(".json")]
-        distill = next(p for p in printed if p.endswith("T2V distill.json"))
+        main = demo_workflow_file(demo_home, MAIN)
         page = open_page(SimpleNamespace(url=url))
-        listed = page.evaluate("async () => (await (await fetch('/api/userdata?dir=workflows')).json())")
-        assert os.path.basename(distill) in listed  # what the Workflows panel shows
-        load_workflow(page, json.loads(open(distill, encoding="utf-8").read()))
+        page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'LongCatRefineUpscale')", timeout=30_000)
+        page.wait_for_timeout(3000)  # the frontend's missing-model check and its toasts, were there any
+        page.screenshot(path=str(demo_home / "first_view.png"))
+        shown = page.evaluate("() => app.graph.nodes.map(n => n.title).sort()")
+        expected = json.loads(main.read_text(encoding="utf-8"))
+        assert shown == sorted(n.get("title") or n["type"] for n in expected["nodes"])
         assert missing_models(page) == []
+        assert page.locator(".p-toast-message-error").count() == 0
+        assert page.longcat_errors == [] and any("LongCat: opened" in m for m in page.longcat_console)
+        listed = page.evaluate("async () => (await (await fetch('/api/userdata?dir=workflows')).json())")
+        assert {os.path.basename(p) for p in printed} <= set(listed)  # what the Workflows panel shows
+        templates = page.evaluate("async () => (await (await fetch('/api/workflow_templates')).json())")
+        demo_titles = sorted(p.stem for p in (demo_home / "templates").glob("*.json"))
+        assert sorted(templates["comfyui-longcat-video"]) == demo_titles  # the template browser: demo twins
+        for title in demo_titles:  # each finds the demo files: no missing model
+            template = page.evaluate("async (t) => (await (await fetch(`/api/workflow_templates/comfyui-longcat-video/"
+                                     "${encodeURIComponent(t)}.json`)).json())", title)
+            assert json.loads((demo_home / "templates" / f"{title}.json").read_text(encoding="utf-8")) == template
+            load_workflow(page, template)
+            assert missing_models(page) == [], title
+        load_workflow(page, expected)
         page.evaluate("async () => { await app.queuePrompt(0, 1); }")
         history = wait_for_history(url)
         assert history["status"]["status_str"] == "success", history["status"]
         (video,) = [v for o in history["outputs"].values() for v in o.get("images", []) + o.get("videos", [])]
         assert (demo_home / "run" / "output" / video["subfolder"] / video["filename"]).is_file()
-        assert video["filename"].startswith("RANDOM_WEIGHTS_t2v_distill_")
+        assert video["filename"].startswith("RANDOM_WEIGHTS_t2v_refined_")
+        second = open_page(SimpleNamespace(url=url))  # a reload restores the session: the first view is once
+        assert not any("LongCat: opened" in m for m in second.longcat_console)
     finally:
         proc.send_signal(signal.SIGINT)
         returncode = proc.wait(60)
     assert returncode == 0, "".join(lines)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def demo_workflow_file(demo_home, name):
+    from longcat_pack.nodes.cli.demo_set import demo_setup, workflows_dir
+    from longcat_pack.nodes.workflows.files import ui_file
+    return ui_file(SHIPPED[name](demo_setup()), workflows_dir(demo_home))
 
 
 def wait_for_history(url, timeout=600):
@@ -222,3 +242,58 @@ def wait_for_history(url, timeout=600):
             return done[0]
         time.sleep(1)
     raise TimeoutError(f"nothing finished on {url} in {timeout} s")
+
+
+def start_ui(comfyui_root, demo_home, port):
+    """`run --ui` in a process of its own; returns (process, the lines it has printed so far, kept growing)."""
+    proc = subprocess.Popen([sys.executable, "-m", "nodes.cli", "run", "--ui", "--port", str(port), "--comfyui",
+                             str(comfyui_root), "--demo-dir", str(demo_home)], cwd=PACK_ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    deadline = time.time() + 300
+    while not any("Ctrl+C stops ComfyUI" in line for line in lines):
+        assert proc.poll() is None and time.time() < deadline, "".join(lines)
+        time.sleep(0.5)
+    return proc, lines
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_ui_stops_comfyui_on_sigterm_and_sighup(comfyui_root, demo_home, signum):
+    """A `kill` or a closed terminal stops `run --ui` as Ctrl+C does: the ComfyUI child goes too and its port
+    closes; its log is its own (`run` writes another)."""
+    port = free_port()
+    proc, lines = start_ui(comfyui_root, demo_home, port)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).close()  # up
+        assert any("comfyui_ui.log" in line for line in lines), "".join(lines)
+        proc.send_signal(signum)
+        assert proc.wait(60) == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_the_console_says_what_long_nodes_do_and_how_fast(capsys):
+    """What `run` prints for the long-video node: the node, its steps with their rate (a new bar starts its own),
+    what it does between them (ComfyUI's progress text), and the seconds it took."""
+    from longcat_pack.nodes.cli.demo_set import demo_setup
+    from longcat_pack.nodes.cli.workflow_runner import progress_printer, shipped_workflow
+    workflow = shipped_workflow("longcat_long_video", demo_setup())
+    now = [0.0]
+    show = progress_printer(workflow, clock=lambda: now[0])
+    show({"type": "executing", "data": {"node": str(workflow.ids()["long_video"])}})
+    show({"type": "progress_text", "data": {"node": "9", "text": "segment 1/2: encoding the last 5 frames"}})
+    for value in (1, 2, 3):
+        now[0] += 2
+        show({"type": "progress", "data": {"value": value, "max": 4}})
+    now[0] += 5
+    show({"type": "progress_text", "data": {"node": "9", "text": "segment 1/2: decoding 9 frames"}})
+    show({"type": "progress", "data": {"value": 1, "max": 14}})
+    show({"type": "executing", "data": {"node": None}})
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  Continue the clip, segment after segment", "    segment 1/2: encoding the last 5 frames",
+        "    step 1/4", "    step 2/4 (2.0 s/step)", "    step 3/4 (2.0 s/step)", "    segment 1/2: decoding 9 frames",
+        "    step 1/14", "    (11.0 s)"]

@@ -17,7 +17,7 @@ from ..core.checkpoint import CheckpointError, open_dit_checkpoint
 from ..core.layouts.lora_layouts import layout_title
 from ..core.lora_files import inspect_lora
 from ..core.safetensors_file import ModelFileError
-from ..workflows.catalog import SHIPPED
+from ..workflows.catalog import MAIN, SHIPPED
 from .comfyui_checkout import ComfyUIPathError, checked_comfyui, ensure_comfyui, find_comfyui
 from .demo_set import DEMO_FILES, LORA_ROLES, demo_home, models_dir, write_demo_set
 
@@ -110,6 +110,9 @@ def run_command(args):
     except RuntimeError as e:  # ComfyUI did not start (a busy port, a broken install): its log says why
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as stop:  # Ctrl+C, SIGTERM, SIGHUP: ComfyUI is stopped by then
+        print(f"stopped ({stop or 'Ctrl+C'}); ComfyUI stopped too", file=sys.stderr)
+        return 130
     print(f"workflow finished: {status}")
     for f in files:
         print(f"saved: {f}")
@@ -143,8 +146,8 @@ def main(argv=None):
     p.add_argument("--demo-dir", help=DEMO_DIR_HELP)
     p.set_defaults(run=inspect_command)
     r = sub.add_parser("run", help="run a shipped workflow headless through ComfyUI (demo set when files are missing)")
-    r.add_argument("--workflow", default="longcat_t2v_distill_refine", choices=sorted(SHIPPED),
-                   help="which shipped workflow (default: longcat_t2v_distill_refine)")
+    r.add_argument("--workflow", default=MAIN, choices=sorted(SHIPPED),
+                   help=f"which shipped workflow (default: {MAIN})")
     r.add_argument("--demo", action="store_true", help="use the tiny random demo set even if real files exist")
     r.add_argument("--prompt", help="the text prompt (real files only)")
     r.add_argument("--seed", type=int, default=None, help="added to the workflow's seeds")

@@ -150,23 +150,40 @@ def importable(module):
     return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-def pip_install(*args):
-    return subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args]).returncode == 0
+def pip_install(*args, quiet=False):
+    """pip install; with `quiet` its messages are kept back (a first try that may fail) and returned on failure."""
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args], text=True,
+                            capture_output=quiet)
+    return result.returncode == 0, (result.stdout or "") + (result.stderr or "")
+
+
+def install_companion(module, version, fallback=None):
+    """torchvision or torchaudio for the installed torch, without dependencies (torch itself is never replaced).
+    Torch has no torchaudio of its own version from 2.12 on: then the fallback, saying so (no bare pip error)."""
+    print(f"      {module} {version}, for torch {torch_version()} (without dependencies: torch stays)", flush=True)
+    ok, output = pip_install("--no-deps", f"{module}=={version}", quiet=fallback is not None)
+    if (ok and importable(module)) or fallback is None:
+        return
+    print(f"      PyPI has no {module} {version}; {module} {fallback} imports beside this torch, which is all ComfyUI "
+          "needs (it uses it only for audio models)", flush=True)
+    if not pip_install("--no-deps", f"{module}=={fallback}")[0]:
+        print(output, file=sys.stderr)
 
 
 def install_requirements(root):
     """ComfyUI's requirements into this Python, keeping the installed torch; torchvision and torchaudio are added
     for that torch when missing (without dependencies, so torch itself is never replaced)."""
     companions = torch_companions()
+    print(f"installing the requirements of the ComfyUI at {root} (a few minutes the first time)", flush=True)
     if not importable("torchvision"):
-        pip_install("--no-deps", f"torchvision=={companions['torchvision']}")
+        install_companion("torchvision", companions["torchvision"])
     if not importable("torchaudio"):
-        if not (pip_install("--no-deps", f"torchaudio=={companions['torchaudio']}") and importable("torchaudio")):
-            pip_install("--no-deps", f"torchaudio=={TORCHAUDIO_FALLBACK}")
+        install_companion("torchaudio", companions["torchaudio"], TORCHAUDIO_FALLBACK)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(requirements_without_torch((Path(root) / "requirements.txt").read_text()))
     try:
-        if not pip_install("-r", f.name):
+        print("      ComfyUI's requirements.txt, without torch, torchvision and torchaudio", flush=True)
+        if not pip_install("-r", f.name)[0]:
             raise RuntimeError(f"installing the requirements of the ComfyUI at {root} failed (see pip's output)")
     finally:
         os.unlink(f.name)

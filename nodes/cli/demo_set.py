@@ -6,6 +6,7 @@ It lives in one folder outside the pack (LONGCAT_DEMO_DIR, `--demo-dir`, else ~/
   models/<folder>/...            the files, written once
   extra_model_paths.yaml         points any ComfyUI at them (`python main.py --extra-model-paths-config ...`)
   user/default/workflows/*.json  the shipped workflows on the demo set, ready to queue (what the UI lists)
+  templates/                     the same as the demo server's template browser lists them, with thumbnails
   run/                           headless runs: output/, ComfyUI's log
 """
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from ..core.demo_files import NOISE_LABEL, TINY_DIT, lora_target_shapes, write_demo_dit, \
     write_demo_text_embeddings, write_official_lora
 from ..workflows.catalog import Setup
-from ..workflows.files import write_ui
+from ..workflows.files import thumbnail_file, write_ui
 from ..workflows.graph import ModelFile
 
 DEMO_FILES = {
@@ -24,7 +25,7 @@ DEMO_FILES = {
     "distill_lora": ("loras", "longcat_demo_distill_lora_RANDOM.safetensors"),
     "refine_lora": ("loras", "longcat_demo_refinement_lora_RANDOM.safetensors"),
     "prompt": ("text_embeddings", "longcat_demo_prompt_RANDOM.safetensors"),
-    "vae": ("vae", "longcat_demo_wan21_vae_init_RANDOM.safetensors"),
+    "vae": ("vae", "longcat_demo_wan21_vae_16wide_RANDOM.safetensors"),  # a new name: older demo sets hold a 96-wide one
 }
 LORA_ROLES = ("distill_lora", "refine_lora")
 # What the image-to-video and continuation workflows read from ComfyUI's input folder (random noise too).
@@ -33,16 +34,19 @@ DEMO_CLIP = dict(frames=17, fps=15, width=112, height=64)  # 16:9-ish, as clips 
 NOISE_TEXT = NOISE_LABEL["longcat_demo"]
 
 # Written by ComfyUI's own Wan 2.1 VAE class in a ComfyUI process, so the layout is exactly what VAELoader
-# detects. Width 96 (ComfyUI 0.3.64 builds every Wan 2.1 VAE that wide), random weights, bf16: about 250 MB.
+# detects. Random weights, bf16. Its width: the real VAE is 96 wide (250 MB, and on a CPU its decode and encode took
+# most of a demo run: bench/bench_demo_vae.py); both tested ComfyUI versions read the width off the file
+# (decoder.head.0.gamma), so the demo's is 16 wide: 36 times less work per pixel, 7 MB.
+DEMO_VAE_DIM = 16
 _VAE_SCRIPT = """
 import sys, torch
 from safetensors.torch import save_file
-out, sys.argv = sys.argv[1], [sys.argv[0], "--cpu"]
+out, dim, sys.argv = sys.argv[1], int(sys.argv[2]), [sys.argv[0], "--cpu"]
 import comfy.options
 comfy.options.enable_args_parsing()
 from comfy.ldm.wan.vae import WanVAE
 torch.manual_seed(0)
-vae = WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+vae = WanVAE(dim=dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0)
 with torch.no_grad():  # ComfyUI's layers skip their own init: without this the weights are whatever memory held
     for name, p in vae.named_parameters():
@@ -57,9 +61,10 @@ save_file({k: v.to(torch.bfloat16).contiguous() for k, v in vae.state_dict().ite
 """
 
 
-def write_demo_vae(path, comfy_root):
-    """A random Wan 2.1 VAE in ComfyUI's own layout (written by a process running ComfyUI's VAE class)."""
-    subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(Path(path).resolve())], cwd=comfy_root, check=True)
+def write_demo_vae(path, comfy_root, dim=DEMO_VAE_DIM):
+    """A random Wan 2.1 VAE `dim` wide in ComfyUI's own layout (written by a process running ComfyUI's VAE class)."""
+    subprocess.run([sys.executable, "-c", _VAE_SCRIPT, str(Path(path).resolve()), str(dim)], cwd=comfy_root,
+                   check=True)
     return path
 
 
@@ -172,3 +177,23 @@ def write_demo_workflows(home, shipped):
     """The UI format of each shipped workflow on the demo set, where ComfyUI's Workflows panel lists them when
     its user folder is home/user; returns {name: path}."""
     return {name: write_ui(build(demo_setup()), workflows_dir(home)) for name, build in shipped.items()}
+
+
+def write_demo_templates(home, shipped):
+    """The demo workflows as a template folder (UI files and thumbnails named by their titles), which a demo server
+    lists as the pack's templates; stale files of renamed workflows go. Returns the folder."""
+    folder = Path(home) / "templates"
+    written = set()
+    for build in shipped.values():
+        workflow = build(demo_setup())
+        written.add(write_ui(workflow, folder))
+        try:
+            from ..workflows.thumbnail import draw_thumbnail  # Pillow: one of ComfyUI's requirements
+        except ImportError:
+            continue
+        draw_thumbnail(workflow, thumbnail_file(workflow, folder))
+        written.add(thumbnail_file(workflow, folder))
+    for stale in set(folder.glob("*.json")) | set(folder.glob("*.jpg")):
+        if stale not in written:
+            stale.unlink()
+    return folder

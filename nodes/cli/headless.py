@@ -2,8 +2,12 @@
 API-format prompt and follow it over the websocket. Used by `python -m nodes.cli run` and by the tests.
 Imports no ComfyUI code: ComfyUI runs as its own process."""
 import asyncio
+import contextlib
 import json
+import shutil
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -16,6 +20,7 @@ from .comfyui_checkout import PACK_ROOT
 
 PACK_NAME = "comfyui-longcat-video"
 MODEL_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae", "text_encoders")
+PROGRESS_TEXT = 3  # ComfyUI's BinaryEventTypes.TEXT: a node's progress text
 
 
 def free_port():
@@ -30,6 +35,16 @@ def _status_and_json(request):
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+def progress_text(data):
+    """A node's progress text (ComfyUI's binary websocket message 3: node id length, node id, UTF-8 text) as an
+    event {"type": "progress_text", "data": {"node": id, "text": text}}; None for other binary messages (previews)."""
+    if len(data) < 8 or struct.unpack(">I", data[:4])[0] != PROGRESS_TEXT:
+        return None
+    (length,) = struct.unpack(">I", data[4:8])
+    return {"type": "progress_text", "data": {"node": data[8:8 + length].decode("utf-8", "replace"),
+                                              "text": data[8 + length:].decode("utf-8", "replace")}}
 
 
 class PromptRejected(Exception):
@@ -48,6 +63,42 @@ def installed_pack(comfy_root):
     return next((entry for entry in nodes_dir.iterdir() if entry.resolve() == PACK_ROOT), None)
 
 
+@contextlib.contextmanager
+def stopping_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
+    """SIGTERM and SIGHUP (a `kill`, a closed terminal) raise KeyboardInterrupt in the main thread, as Ctrl+C does,
+    so the `finally` that stops the ComfyUI child runs for them too; the previous handlers come back after."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def install_pack(target, templates=None):
+    """The pack in a custom_nodes folder of our own: a link to it, or with `templates` a folder of links to its
+    parts whose `workflows/` is `templates` (so a demo server's template browser lists the demo workflows, which
+    find the demo files, instead of the real ones)."""
+    target = Path(target)
+    if target.is_symlink() or (target.exists() and templates is None):
+        target.unlink() if target.is_symlink() else shutil.rmtree(target)
+    if templates is None:
+        target.symlink_to(PACK_ROOT, target_is_directory=True)
+        return target
+    target.mkdir(exist_ok=True)
+    wanted = {p.name: p for p in PACK_ROOT.iterdir() if not p.name.startswith(".") and p.name != "workflows"}
+    wanted["workflows"] = Path(templates)
+    for entry in target.iterdir():
+        if entry.name not in wanted or not entry.is_symlink() or entry.resolve() != wanted[entry.name].resolve():
+            entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+    for name, source in wanted.items():
+        if not (target / name).is_symlink():
+            (target / name).symlink_to(source.resolve(), target_is_directory=source.is_dir())
+    return target
+
+
 def gpu_available():
     """Whether this Python's torch sees a CUDA GPU (ComfyUI, started with the same Python, will use it)."""
     try:
@@ -62,15 +113,18 @@ class ComfyServer:
     folder (settings, saved workflows), input, output and temp folders lie under `base` too, so a run leaves
     nothing in the ComfyUI checkout."""
 
-    def __init__(self, comfy_root, base_dir, extra_model_dirs=None, port=None, user_dir=None, cpu=None):
+    def __init__(self, comfy_root, base_dir, extra_model_dirs=None, port=None, user_dir=None, cpu=None,
+                 log_name="comfyui.log", settings=None, pack_templates=None):
         self.root = Path(comfy_root)
         self.cpu = not gpu_available() if cpu is None else cpu  # a real run on real files needs the GPU
         self.base = Path(base_dir)
         self.extra_model_dirs = extra_model_dirs or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.base / "comfyui.log"
+        self.log_path = self.base / log_name
         self.user_dir = Path(user_dir) if user_dir else self.base / "user"
+        self.settings = settings or {}  # user settings to set (the frontend reads them at each page load)
+        self.pack_templates = pack_templates  # a folder the template browser lists as the pack's (None: workflows/)
         self.proc = None
 
     def models(self, folder):
@@ -82,9 +136,7 @@ class ComfyServer:
         if installed_pack(self.root) is None:  # install the pack through a custom_nodes folder of our own
             nodes_dir = self.base / "custom_nodes"
             nodes_dir.mkdir(exist_ok=True)
-            link = nodes_dir / PACK_NAME
-            if not link.exists():
-                link.symlink_to(PACK_ROOT, target_is_directory=True)
+            install_pack(nodes_dir / PACK_NAME, self.pack_templates)
             lines.append(f"    custom_nodes: {nodes_dir}")
         for folder in MODEL_FOLDERS:
             self.models(folder).mkdir(parents=True, exist_ok=True)
@@ -92,10 +144,7 @@ class ComfyServer:
             lines.append(f"    {folder}: |\n" + "".join(f"        {p}\n" for p in paths).rstrip("\n"))
         config = self.base / "extra_model_paths.yaml"
         config.write_text("\n".join(lines) + "\n")
-        settings = self.user_dir / "default" / "comfy.settings.json"
-        if not settings.exists():  # a known user: the frontend opens on the canvas, not on its first-run tour
-            settings.parent.mkdir(parents=True, exist_ok=True)
-            settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}) + "\n")
+        self.write_settings()
         cmd = [sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1",
                "--port", str(self.port),
                "--disable-auto-launch", "--output-directory", str(self.base / "output"),
@@ -115,6 +164,15 @@ class ComfyServer:
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.5)
         raise RuntimeError(f"ComfyUI did not come up in {timeout} s:\n{self.log_tail()}")
+
+    def write_settings(self):
+        """The user's comfy.settings.json with `settings` set; a known user, so the frontend opens on the canvas,
+        not on its first-run tour."""
+        path = self.user_dir / "default" / "comfy.settings.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current.setdefault("Comfy.TutorialCompleted", True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**current, **self.settings}, indent=4) + "\n")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -178,6 +236,11 @@ class ComfyServer:
                     if remaining <= 0:
                         raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
                     msg = await ws.receive(timeout=remaining)
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        text = progress_text(msg.data)
+                        if text is not None and on_message is not None:
+                            on_message(text)
+                        continue
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                             raise ConnectionError("ComfyUI closed the websocket")

@@ -4,11 +4,11 @@ video was saved. With `serve_demo`, ComfyUI stays up with the demo set for the b
 import copy
 import time
 
-from ..workflows.catalog import REAL, SHIPPED
+from ..workflows.catalog import MAIN, REAL, SHIPPED
 from ..workflows.graph import api_format
 from .demo_set import demo_setup, model_paths_config, models_dir, write_demo_inputs, write_demo_set, \
-    write_demo_workflows
-from .headless import ComfyServer
+    write_demo_templates, write_demo_workflows
+from .headless import ComfyServer, stopping_on_signals
 
 DEMO_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae")
 
@@ -48,88 +48,112 @@ def saved_files(server, history):
     return files
 
 
-def progress_printer(workflow):
-    """Prints each node as it starts, under its stage's name, and the sampler steps."""
+def progress_printer(workflow, clock=time.monotonic):
+    """Prints each node as it starts, under its stage's name, with the seconds the node before it took; the sampler
+    steps with their rate; and what long nodes say they are doing (decoding, encoding: ComfyUI's progress text)."""
     ids = {str(i): key for key, i in workflow.ids().items()}
-    shown = {"stage": None}
+    state = {"stage": None, "node": None, "started": None, "step_at": None, "bar": None}
+
+    def finish_node():
+        if state["node"] is not None:
+            print(f"    ({clock() - state['started']:.1f} s)", flush=True)
 
     def show(event):
         data = event.get("data", {})
-        if event["type"] == "executing" and data.get("node"):
+        kind = event["type"]
+        if kind == "executing" and data.get("node"):
+            finish_node()
             key = ids.get(str(data["node"]))
+            state.update(node=data["node"], started=clock(), step_at=None)
             if key is None:
                 print(f"  node {data['node']}", flush=True)
                 return
             group, node = workflow.group_of(key), workflow.node(key)
-            if group.title != shown["stage"]:
-                shown["stage"] = group.title
+            if group.title != state["stage"]:
+                state["stage"] = group.title
                 print(group.title, flush=True)
             print(f"  {node.title or node.type}", flush=True)
-        elif event["type"] == "progress":
-            print(f"    step {data['value']}/{data['max']}", flush=True)
-        elif event["type"] == "execution_error":
+        elif kind == "executing" or kind == "execution_success":
+            finish_node()
+            state["node"] = None
+        elif kind == "progress":  # a new bar (another max, or counting again) starts its own rate
+            now, bar = clock(), (data["max"], data["value"])
+            same = state["step_at"] is not None and state["bar"][0] == bar[0] and state["bar"][1] < bar[1]
+            rate = f" ({(now - state['step_at']) / (bar[1] - state['bar'][1]):.1f} s/step)" if same else ""
+            state.update(step_at=now, bar=bar)
+            print(f"    step {data['value']}/{data['max']}{rate}", flush=True)
+        elif kind == "progress_text":
+            print(f"    {data['text']}", flush=True)
+        elif kind == "execution_error":
             key = ids.get(str(data.get("node_id")))
             where = workflow.node(key).title if key else data.get("node_type")
             print(f"  error in {where}: {data.get('exception_message')}", flush=True)
     return show
 
 
-def demo_server(comfy_root, home, port=None):
+def demo_server(comfy_root, home, port=None, log_name="comfyui_run.log", settings=None):
     """A ComfyServer whose model folders include the demo set's, with the demo set's user folder (its Workflows
-    panel lists the demo workflows)."""
-    return ComfyServer(comfy_root, home / "run", port=port, user_dir=home / "user",
-                       extra_model_dirs={f: [models_dir(home) / f] for f in DEMO_FOLDERS})
+    panel lists the demo workflows). `run` and `run --ui` write logs of their own, so one running beside the other
+    does not truncate its log."""
+    return ComfyServer(comfy_root, home / "run", port=port, user_dir=home / "user", log_name=log_name,
+                       settings=settings, pack_templates=write_demo_templates(home, SHIPPED), extra_model_dirs={f: [models_dir(home) / f] for f in DEMO_FOLDERS})
 
 
 def run_workflow(comfy_root, name, home, demo=False, text=None, seed=None):
-    """Start ComfyUI, run the workflow, stop ComfyUI. Returns (status string, saved file paths, server log path)."""
+    """Start ComfyUI, run the workflow, stop ComfyUI (also on Ctrl+C, SIGTERM or SIGHUP). Returns (status string,
+    saved file paths, server log path)."""
     server = demo_server(comfy_root, home)
     print(f"starting ComfyUI from {comfy_root} (log: {server.log_path})", flush=True)
-    server.start()
-    try:
-        workflow = shipped_workflow(name)
-        missing = missing_models(server, workflow)
-        if missing and not demo:
-            print("LongCat model files not installed: " + ", ".join(f"{n} ({t})" for t, n in missing))
-        if missing or demo:
-            print(f"running '{name}' on the DEMO SET in {home}: tiny random weights, the video is noise "
-                  "(it shows the pipeline runs, not what LongCat-Video makes)", flush=True)
-            write_demo_set(home, comfy_root)
-            write_demo_inputs(server.base / "input")
-            workflow = shipped_workflow(name, demo_setup())
-        else:
-            print(f"running '{name}' on the installed LongCat files", flush=True)
-        prompt = with_prompt_text(api_format(workflow), text, seed)
-        _, history = server.run(prompt, timeout=24 * 3600, on_message=progress_printer(workflow))
-        status = history.get("status", {}).get("status_str", "no result")
-        return status, saved_files(server, history), server.log_path
-    finally:
-        server.stop()
+    with stopping_on_signals():
+        try:
+            server.start()
+            workflow = shipped_workflow(name)
+            missing = missing_models(server, workflow)
+            if missing and not demo:
+                print("LongCat model files not installed: " + ", ".join(f"{n} ({t})" for t, n in missing))
+            if missing or demo:
+                print(f"running '{name}' on the DEMO SET in {home}: tiny random weights, the video is noise "
+                      "(it shows the pipeline runs, not what LongCat-Video makes)", flush=True)
+                write_demo_set(home, comfy_root)
+                write_demo_inputs(server.base / "input")
+                workflow = shipped_workflow(name, demo_setup())
+            else:
+                print(f"running '{name}' on the installed LongCat files", flush=True)
+            prompt = with_prompt_text(api_format(workflow), text, seed)
+            _, history = server.run(prompt, timeout=24 * 3600, on_message=progress_printer(workflow))
+            status = history.get("status", {}).get("status_str", "no result")
+            return status, saved_files(server, history), server.log_path
+        finally:
+            server.stop()
 
 
 def serve_demo(comfy_root, home, port):
-    """ComfyUI with the demo set, for the browser, until Ctrl+C: the demo workflows wait in its Workflows panel."""
+    """ComfyUI with the demo set, for the browser, until Ctrl+C, SIGTERM or SIGHUP (each stops ComfyUI): the demo
+    workflows wait in its Workflows panel."""
     write_demo_set(home, comfy_root)
     config = model_paths_config(home)
-    server = demo_server(comfy_root, home, port)
-    write_demo_inputs(server.base / "input")
     workflows = write_demo_workflows(home, SHIPPED)
+    first = f"workflows/{workflows[MAIN].name}"  # the first page load opens it (no stock graph, no missing model)
+    server = demo_server(comfy_root, home, port, log_name="comfyui_ui.log", settings={FIRST_VIEW: first})
+    write_demo_inputs(server.base / "input")
     print(f"starting ComfyUI from {comfy_root} (log: {server.log_path})", flush=True)
-    server.start()
-    try:
-        print(f"\nComfyUI is running with the LongCat demo set (random weights) at {server.url}\n"
-              "In the browser: open the Workflows panel (W) and pick one of these, or drag its file onto the "
-              "canvas, then press Run; nothing needs changing:", flush=True)
-        for path in workflows.values():
-            print(f"  {path}")
-        print(f"Videos land in {server.base / 'output' / 'longcat_demo'}. Ctrl+C stops ComfyUI.\n"
-              f"To use the demo set in your own ComfyUI instead: python main.py --extra-model-paths-config "
-              f"{config}\n", flush=True)
-        while server.alive():
-            time.sleep(0.5)
-        print(f"ComfyUI stopped (exit {server.proc.returncode}); log: {server.log_path}")
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        server.stop()
+    with stopping_on_signals():
+        try:
+            server.start()
+            print(f"\nComfyUI is running with the LongCat demo set (random weights) at {server.url}\n"
+                  f"The first page opens the main demo workflow ({workflows[MAIN].name}): press Run, nothing needs "
+                  "changing. The others are in the Workflows panel (W), or drag a file onto the canvas:", flush=True)
+            for path in workflows.values():
+                print(f"  {path}")
+            print(f"Videos land in {server.base / 'output' / 'longcat_demo'}. Ctrl+C stops ComfyUI.\n"
+                  f"To use the demo set in your own ComfyUI instead: python main.py --extra-model-paths-config "
+                  f"{config}\n", flush=True)
+            while server.alive():
+                time.sleep(0.5)
+            print(f"ComfyUI stopped (exit {server.proc.returncode}); log: {server.log_path}")
+            return 1
+        except KeyboardInterrupt as stop:
+            print(f"stopping ComfyUI ({stop or 'Ctrl+C'})", flush=True)
+            return 0
+        finally:
+            server.stop()

@@ -139,6 +139,7 @@ class LongCatExtendVideo:
                    "or 'distill' with the distill LoRA. Drop the first num_cond_frames decoded frames when joining.")
 
     def condition(self, positive, negative, vae, video, num_cond_frames, length):
+        whole_latent_frames(length, "length")  # before the encode
         return condition_outputs(positive, negative, continuation_cond_latent(vae, video, num_cond_frames), length)
 
 

@@ -2,17 +2,22 @@
 the reference's `run_demo_long_video.py` does. Each segment is one ordinary sampler run (the guider, sampler and
 sigmas the user wires in); only the current segment's latents and condition are on the GPU, the frames collect on
 the CPU. ComfyUI's progress bar counts the steps of all segments; an interrupt stops between any two steps."""
+import logging
+
 import torch
 
 import comfy.model_management as mm
 import comfy.sample
 import comfy.utils
+from server import PromptServer
 
 from ..core.conditioning import conditioned_latent, whole_latent_frames
 from ..core.refine_geometry import refine_frame_plan, trim_frames, upscale_frames
 from .condition_nodes import LENGTH, VAE, continuation_cond_latent, encode, refine_condition_clip
 from .refine_nodes import RESOLUTIONS, refine_size
 
+log = logging.getLogger("longcat")
+HIDDEN = {"hidden": {"unique_id": "UNIQUE_ID"}}  # the node's id, for its progress text
 SEGMENT_INPUTS = {
     "guider": ("GUIDER", {"tooltip": "The model and prompts of every segment: CFGGuider (cfg 4) with LongCat "
                                      "CFG-Zero* for the base model, or BasicGuider with the distill LoRA."}),
@@ -25,11 +30,20 @@ SEGMENT_INPUTS = {
 
 
 class StepProgress:
-    """One ComfyUI progress bar over the sampling steps of all segments (updating it also honours interrupts)."""
+    """One ComfyUI progress bar over the sampling steps of all segments (updating it also honours interrupts), and
+    a line of text on the node (and in the log, and on `python -m nodes.cli run`'s console) for the work between
+    the steps: the VAE decoding and encoding of each segment, which takes longer than its steps on a CPU."""
 
-    def __init__(self, segments, steps):
-        self.steps, self.segment = steps, 0
+    def __init__(self, segments, steps, node_id=None, name="LongCat"):
+        self.steps, self.segment, self.segments = steps, 0, segments
+        self.node_id, self.name = node_id, name
         self.bar = comfy.utils.ProgressBar(segments * steps)
+
+    def say(self, what):
+        text = f"segment {self.segment + 1}/{self.segments}: {what}"
+        log.info("%s: %s", self.name, text)
+        if self.node_id is not None and getattr(PromptServer, "instance", None) is not None:
+            PromptServer.instance.send_progress_text(text, self.node_id)
 
     def callback(self, step, x0, x, total_steps):
         self.bar.update_absolute(self.segment * self.steps + step + 1)
@@ -68,7 +82,7 @@ class LongCatLongVideo:
                                         "Frames of the previous segment each continuation is conditioned on (1 + 4k; "
                                         "13 as the reference)."}),
             "length": LENGTH,
-        }}
+        }, **HIDDEN}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("video",)
@@ -79,14 +93,18 @@ class LongCatLongVideo:
     DESCRIPTION = ("Continues a clip `segments` times in one run (the reference's long video): each segment is "
                    "conditioned on the last num_cond_frames of the previous one; joined without repeats.")
 
-    def extend(self, guider, sampler, sigmas, vae, noise_seed, video, segments, num_cond_frames, length):
+    def extend(self, guider, sampler, sigmas, vae, noise_seed, video, segments, num_cond_frames, length,
+               unique_id=None):
         whole_latent_frames(length, "length")
-        progress = StepProgress(segments, len(sigmas) - 1)
+        progress = StepProgress(segments, len(sigmas) - 1, unique_id, "LongCat Long Video")
         pieces, current = [video], video
         for i in range(segments):
+            progress.say(f"encoding the last {num_cond_frames} frames")
             samples, mask = conditioned_latent(continuation_cond_latent(vae, current, num_cond_frames), length)
+            progress.say(f"sampling {length} frames")
             out = sample_segment(guider, sampler, sigmas, {"samples": samples, "noise_mask": mask}, noise_seed + i,
                                  progress)
+            progress.say(f"decoding {length} frames")
             current = decode(vae, out)
             pieces.append(current[num_cond_frames:].to(video.dtype))
             progress.next_segment()
@@ -110,7 +128,7 @@ class LongCatRefineLongVideo:
                                          "input: keep the size (small previews)."}),
             "spatial_only": ("BOOLEAN", {"default": False, "tooltip":
                                          "Keep the frame rate (no 15 -> 30 fps doubling)."}),
-        }}
+        }, **HIDDEN}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("video",)
@@ -121,27 +139,31 @@ class LongCatRefineLongVideo:
                    "segment after the first is conditioned on the last refined frames of the one before.")
 
     def refine(self, guider, sampler, sigmas, vae, noise_seed, video, segment_length, num_cond_frames, resolution,
-               spatial_only):
+               spatial_only, unique_id=None):
         if not 0 < num_cond_frames < segment_length:
             raise ValueError(f"num_cond_frames {num_cond_frames} must be between 0 and segment_length "
                              f"{segment_length} (exclusive)")
         height, width = refine_size(video.shape[1], video.shape[2], resolution)
         step = segment_length - num_cond_frames
         starts = [0] + list(range(step, video.shape[0] - num_cond_frames, step))
-        progress = StepProgress(len(starts), len(sigmas) - 1)
+        progress = StepProgress(len(starts), len(sigmas) - 1, unique_id, "LongCat Refine Long Video")
         pieces, previous = [], None
         for i, start in enumerate(starts):
             stage1 = video[start:start + segment_length]
             condition_frames = 0 if previous is None else num_cond_frames * (1 if spatial_only else 2)
             plan = refine_frame_plan(stage1.shape[0], spatial_only, condition_frames)
             pixels = upscale_frames(stage1, height, width, not spatial_only, condition_frames)
+            progress.say(f"encoding {pixels.shape[0]} frames at {width}x{height}")
             latent = encode(vae, pixels.to(video.dtype))
             mask = None
             if previous is not None:
+                progress.say(f"encoding the condition ({condition_frames} refined frames)")
                 cond = encode(vae, refine_condition_clip(previous, condition_frames, width, height))
                 latent, mask = conditioned_latent(cond, plan.padded_frames, latent)
+            progress.say("sampling")
             out = sample_segment(guider, sampler, sigmas, {"samples": latent, "noise_mask": mask}, noise_seed + i,
                                  progress)
+            progress.say(f"decoding {plan.output_frames} frames")
             previous = trim_frames(decode(vae, out), plan.output_frames, plan.pad_front).to(video.dtype)
             pieces.append(previous[condition_frames:])
             progress.next_segment()

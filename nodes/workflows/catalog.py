@@ -50,7 +50,7 @@ class Setup:
 
     def title(self, real, demo, task="T2V"):
         """The template browser shows about 32 characters of a title: the part that tells workflows apart first."""
-        return f"LongCat demo (random weights), {task} {demo}" if self.demo else f"LongCat {task}, {real}"
+        return f"LongCat demo (random weights), {task} {demo}".strip() if self.demo else f"LongCat {task}, {real}"
 
     def output_name(self, task):
         return self.output.replace("t2v", task)
@@ -315,7 +315,7 @@ def video_continue(setup=REAL):
                     [["note", "dit", "clip", "load_video"], ["cfg_zero", "prompt", "negative", "vae", "components"],
                      ["scale", "continue_sigmas", "sampler", "guider"], ["long_video"]], STAGE_1),
               Group("Save · your clip, then the new frames", [["video"], ["save"]], OUTPUT)]
-    return Workflow("longcat_video_continue", setup.title("480p", "480p", "video continuation"),
+    return Workflow("longcat_video_continue", setup.title("480p", "", "video continuation"),
                     nodes, groups, setup.files(), headline="Video continuation: continue your clip")
 
 
@@ -360,3 +360,4 @@ def long_video(setup=REAL):
 SHIPPED = {"longcat_t2v_distill_refine": t2v_distill_refine, "longcat_t2v_distill": t2v_distill,
            "longcat_t2v_base_refine": t2v_base_refine, "longcat_i2v_distill_refine": i2v_distill_refine,
            "longcat_video_continue": video_continue, "longcat_long_video": long_video}
+MAIN = "longcat_t2v_distill_refine"  # the main job: what `run` runs and `run --ui` opens first
