@@ -17,10 +17,10 @@ function sameView(a, b) {
   return !!a && !!b && a.scale === b.scale && a.offset[0] === b.offset[0] && a.offset[1] === b.offset[1];
 }
 
-async function openFirstView() {
-  const path = await api.getSetting(FIRST_VIEW);
-  if (!path) return;
-  await api.storeSetting(FIRST_VIEW, "");
+let pendingFirstView = null; // the first-view workflow, until the frontend's own first graph has loaded
+let graphConfigured = false;
+
+async function openFirstView(path) {
   const response = await api.getUserData(path);
   if (response.status !== 200) {
     console.warn(`LongCat: the first-view workflow ${path} is not in the user folder (${response.status})`);
@@ -31,26 +31,43 @@ async function openFirstView() {
   console.log(`LongCat: opened ${path}`);
 }
 
+function restoreSavedView() {
+  const extra = (app.rootGraph ?? app.graph)?.extra;
+  const first = extra?.longcat_first_view;
+  if (!first || !sameView(first, extra.ds)) return;
+  const ds = app.canvas.ds;
+  if (sameView(first, ds)) return;
+  ds.scale = first.scale;
+  ds.offset[0] = first.offset[0];
+  ds.offset[1] = first.offset[1];
+  app.canvas.setDirty(true, true);
+}
+
 app.registerExtension({
   name: "LongCat.FirstView",
 
   async setup() {
     try {
-      await openFirstView();
+      const path = await api.getSetting(FIRST_VIEW);
+      if (!path) return;
+      await api.storeSetting(FIRST_VIEW, "");
+      // The frontend loads its first graph (the restored session, or its default graph) after the extensions'
+      // setup: open ours once that is done, so it is what stays on the canvas.
+      if (graphConfigured) await openFirstView(path);
+      else pendingFirstView = path;
     } catch (error) {
       console.warn("LongCat: could not open the first-view workflow", error);
     }
   },
 
   async afterConfigureGraph() {
-    const extra = (app.rootGraph ?? app.graph)?.extra;
-    const first = extra?.longcat_first_view;
-    if (!first || !sameView(first, extra.ds)) return;
-    const ds = app.canvas.ds;
-    if (sameView(first, ds)) return;
-    ds.scale = first.scale;
-    ds.offset[0] = first.offset[0];
-    ds.offset[1] = first.offset[1];
-    app.canvas.setDirty(true, true);
+    graphConfigured = true;
+    if (pendingFirstView) {
+      const path = pendingFirstView;
+      pendingFirstView = null;
+      setTimeout(() => openFirstView(path).catch((error) => console.warn("LongCat: first view", error)), 0);
+      return;
+    }
+    restoreSavedView();
   },
 });

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from longcat_pack.nodes.core.checkpoint import INDEX_NAME, CheckpointError, open_dit_checkpoint
+from longcat_pack.nodes.core.checkpoint import CheckpointError, open_dit_checkpoint
 from support.model_files import load_dit
 from layout_writers import block_linear_weights, comfy_quant_fp8, convert_checkpoint, plain_fp8, save, scaled_fp8
 from test_checkpoint import assert_same, write_sharded

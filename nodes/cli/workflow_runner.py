@@ -91,6 +91,9 @@ def progress_printer(workflow, clock=time.monotonic):
     return show
 
 
+FIRST_VIEW = "LongCat.FirstView"  # user setting: the workflow js/longcat_first_view.js opens on the next page load
+
+
 def demo_server(comfy_root, home, port=None, log_name="comfyui_run.log", settings=None):
     """A ComfyServer whose model folders include the demo set's, with the demo set's user folder (its Workflows
     panel lists the demo workflows). `run` and `run --ui` write logs of their own, so one running beside the other
