@@ -54,3 +54,15 @@ def test_hostile_or_foreign_archives_are_refused(tmp_path):
         setup_comfyui(foreign, target)
     with pytest.raises(ValueError, match="no such file"):
         setup_comfyui(tmp_path / "missing.tar.gz", target)
+
+
+def test_a_missing_torchaudio_build_is_explained_not_dumped(capfd):
+    """Where PyPI has no torchaudio of torch's own version, install.sh says so and which one it uses instead, with no
+    bare pip error before the recovery. Real pip: a version that does not exist, then the installed one (a no-op)."""
+    import torchaudio
+    from longcat_pack.nodes.cli.comfyui_checkout import install_companion
+    installed = torchaudio.__version__.split("+")[0]
+    install_companion("torchaudio", "0.0.1", fallback=installed)
+    out, err = capfd.readouterr()
+    assert f"PyPI has no torchaudio 0.0.1; torchaudio {installed} imports beside this torch" in out
+    assert "ERROR" not in out + err
