@@ -63,7 +63,7 @@ def main():
         print(f"peak GPU memory:          {peak:8.1f} GB (weights {sum(p.numel() for p in model.parameters()) * 2 / 1e9:.1f} GB)")
         shapes = lora_target_shapes(config)
         distill = random_description(shapes, 128 if full else 16, 1, "distill")
-        runtime = RuntimeLora(model, prepare_stack([(distill, 0.5)], linear_weights(model), dtype=dtype)).attach()
+        runtime = RuntimeLora(model, prepare_stack([(distill, 0.5)], linear_weights(model))).attach()
         with_lora = timed(lambda: model(x, t, context), device, repeats=3)
         runtime.detach()
         print(f"step with the distill LoRA at run time: {with_lora:.3f} s  overhead {(with_lora - step) / step * 100:.2f}% "

@@ -131,7 +131,7 @@ def runtime_overhead(root, shapes, distill, tokens, hidden, dtype, device):
     block = [m for m in shapes if m.startswith("blocks.0.")]
     block_desc = LoraDescription("d", "longcat", {m: distill.targets[m] for m in block}, {m: 0.5 for m in block},
                                  distill.ranks, 0.5, {}, [])
-    runtime = RuntimeLora(root, prepare_stack([(block_desc, 0.5)], linear_weights(root), dtype=dtype))
+    runtime = RuntimeLora(root, prepare_stack([(block_desc, 0.5)], linear_weights(root)))
     x = torch.randn(tokens, hidden, device=device, dtype=dtype)
     h = torch.randn(tokens, shapes["blocks.0.ffn.w2"][1], device=device, dtype=dtype)
     text = torch.randn(512, hidden, device=device, dtype=dtype)
