@@ -10,18 +10,19 @@ odd (what the Triton merge kernel does in registers), at a fraction of the eleme
 """
 import torch
 
-# The bits of an fp32 number below the 16-bit dtype's last place, and their value at a midpoint (normal range).
-MIDPOINT_BITS = {torch.bfloat16: (0xFFFF, 0x8000), torch.float16: (0x1FFF, 0x1000)}
+# An fp32 number is a bfloat16 midpoint when its low 16 bits are 0x8000; a float16 midpoint (normal range) when its
+# low 13 bits are 0x1000.
+FLOAT16_LOW_BITS, FLOAT16_MIDPOINT = 0x1FFF, 0x1000
 FLOAT16_NORMAL = 2.0 ** -14
 
 
 def add_rounded_once(weight, delta, out):
     """out = weight + delta, rounded once to out's dtype. weight: bf16/fp16, delta: fp32; out may be weight."""
     total = weight.float().add_(delta)
-    mask, midpoint_bits = MIDPOINT_BITS[weight.dtype]
-    suspect = (total.view(torch.int32) & mask) == midpoint_bits
-    if weight.dtype == torch.float16:
-        suspect |= total.abs() < FLOAT16_NORMAL
+    if weight.dtype == torch.bfloat16:  # the low 16 bits alone: the even int16 halves (little-endian)
+        suspect = total.view(torch.int16)[..., ::2] == -0x8000
+    else:
+        suspect = ((total.view(torch.int32) & FLOAT16_LOW_BITS) == FLOAT16_MIDPOINT) | (total.abs() < FLOAT16_NORMAL)
     index = suspect.nonzero(as_tuple=True)
     if index[0].numel():
         total[index] = _off_midpoints(total[index], weight[index].double() + delta[index].double(), weight.dtype)
