@@ -152,7 +152,7 @@ def merge_segments(weight, target, out):
         if weight.dtype == torch.float32:
             torch.addmm(weight[seg.start:seg.end], seg.up, down, out=out[seg.start:seg.end])
             continue
-        step = chunk_rows(weight, weight.shape[1])
+        step = max(1, CHUNK_ELEMENTS // weight.shape[1])
         for r in range(seg.start, seg.end, step):
             rows = slice(r, min(r + step, seg.end))
             delta = torch.mm(seg.up[rows.start - seg.start:rows.stop - seg.start], down)
@@ -161,10 +161,7 @@ def merge_segments(weight, target, out):
 
 
 
-def chunk_rows(tensor, width):
-    """Rows per chunk of the torch paths' fp32 temporaries: 1 MiB on the CPU (they stay in cache), 64 MiB on a GPU
-    (few launches, bounded memory)."""
-    return max(1, (1 << 18 if tensor.device.type == "cpu" else 1 << 24) // width)
+CHUNK_ELEMENTS = 1 << 24  # fp32 temporaries of the torch paths: 64 MiB each (bounded memory, few ops per weight)
 
 
 def linear_weights(root, names=None):
@@ -304,7 +301,7 @@ class RuntimeLora:
 def add_low_rank(x2d, target, y2d):
     """y2d[:, rows] += (x2d @ down^T)[:, cols] @ up^T in fp32, the sum rounded once to y2d's dtype; in chunks of
     tokens so the fp32 temporaries stay small."""
-    step = chunk_rows(y2d, max(x2d.shape[1], y2d.shape[1]))
+    step = max(1, CHUNK_ELEMENTS // max(x2d.shape[1], y2d.shape[1]))
     for r in range(0, x2d.shape[0], step):
         h = torch.mm(x2d[r:r + step].float(), target.down.t())
         for seg in target.segments:
