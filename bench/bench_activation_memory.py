@@ -18,6 +18,7 @@ Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_activation_memory.py [--depth N
 """
 import argparse
 import functools
+import inspect
 import math
 import os
 import sys
@@ -52,10 +53,12 @@ def vae_decode_peaks(comfyui, latent, device_type="cuda"):
     with FakeTensorMode(allow_non_fake_inputs=True):
         torch.set_default_dtype(torch.bfloat16)  # made in place: fake parameters cannot be moved or cast
         try:
+            config = dict(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                          temperal_downsample=[False, True, True], image_channels=3, dropout=0.0)
+            if "conv_out_channels" in inspect.signature(comfy.ldm.wan.vae.WanVAE).parameters:
+                config["conv_out_channels"] = 3  # ComfyUI 0.33 passes it (0.8.0's WanVAE has no such argument)
             with torch.device(device_type):  # comfy/sd.py, VAE.__init__, "Wan 2.1 VAE" (dim 96)
-                vae = comfy.ldm.wan.vae.WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-                                               attn_scales=[], temperal_downsample=[False, True, True],
-                                               image_channels=3, conv_out_channels=3, dropout=0.0).eval()
+                vae = comfy.ldm.wan.vae.WanVAE(**config).eval()
         finally:
             torch.set_default_dtype(default_dtype)
         weights = sum(p.nbytes for p in vae.parameters())
@@ -113,7 +116,7 @@ def main():
           f"(the cache: k and v of every block for the condition's tokens)")
 
     distill_bytes, refine_bytes = (full_depth_lora_bytes(refinement) for refinement in (False, True))
-    print(f"LoRA tensors runtime mode keeps on the device (rank {LORA_RANK}, bf16, 48 blocks): "
+    print(f"LoRA tensors runtime mode keeps on the device (rank {LORA_RANK}, fp32, 48 blocks): "
           f"distill {gib(distill_bytes)}, refinement {gib(refine_bytes)}")
 
     with FakeTensorMode():

@@ -1,11 +1,14 @@
 """Shared by the benchmarks: the pack imported as `longcat_pack` (as the tests do), LongCat's sizes and random models
-(tests/support), the device's name, timing, and the pack's core modules as they were at another commit."""
+(tests/support), the device's name, timing (one thing: `timed`; two or more compared: `interleaved` rounds and
+`summary` of them), and the pack's core modules as they were at another commit."""
 import importlib.util
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -55,19 +58,54 @@ def random_inputs(config, latent_shape, dtype, device):
     return x, context
 
 
+def once(fn, device):
+    """Seconds of one call, synchronised on CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def timed(fn, device, repeats=1, warmup=1):
-    """Median seconds of `repeats` calls after `warmup` calls, synchronised on CUDA."""
-    import statistics
-    import time
+    """Median seconds of `repeats` calls after `warmup` calls, synchronised on CUDA (one thing alone; to compare
+    things use `interleaved`)."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(once(fn, device) for _ in range(repeats))
+
+
+def interleaved(candidates, device, rounds=6, warmup=1):
+    """Time every candidate once per round, taking turns (A, B, A, B ...), so drifting clocks, caches or the load
+    of other processes weigh on all of them alike. candidates: {name: fn} or {name: (setup, fn)}, setup run
+    untimed before each call. Returns {name: [seconds, one per round]}; the `warmup` rounds are dropped."""
+    samples = {name: [] for name in candidates}
+    for round_ in range(warmup + rounds):
+        for name, candidate in candidates.items():
+            setup, fn = candidate if isinstance(candidate, tuple) else (None, candidate)
+            if setup is not None:
+                setup()
+            seconds = once(fn, device)
+            if round_ >= warmup:
+                samples[name].append(seconds)
+    return samples
+
+
+def paired_ratios(samples, name, baseline):
+    """samples[name] / samples[baseline], round by round."""
+    return [a / b for a, b in zip(samples[name], samples[baseline])]
+
+
+def summary(samples, baseline=None, scale=1e3, unit="ms"):
+    """Lines: min and median of each candidate and, against `baseline`, of the ratios paired by round."""
+    lines = []
+    for name, values in samples.items():
+        line = (f"{name}: min {min(values) * scale:.2f} {unit}, median {statistics.median(values) * scale:.2f} {unit} "
+                f"({len(values)} rounds)")
+        if baseline is not None and name != baseline:
+            ratios = paired_ratios(samples, name, baseline)
+            line += f"; ratio to {baseline}: min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x"
+        lines.append(line)
+    return lines

@@ -2,9 +2,11 @@
 ComfyUI's model-management side is imported in this process (not its server, so the bench needs fewer packages on
 a GPU machine); Load LongCat DiT reads the DiT from a file, two Apply LongCat LoRA branches (distill, refinement)
 share it, and `load_models_gpu` loads one branch, then the other. Times are ratios to a plain copy of the same
-targeted weights, measured in the same run. `--step` also times one 480p step through ComfyUI's `apply_model` with
-the distill LoRA in runtime mode against the bare model; `--stock` times ComfyUI core's own LoRA patches (the same
-LoRAs as kohya files) switching on the same loaded DiT.
+targeted weights, measured in the same run in interleaved rounds (copy, merge, switch, restore, copy, ...; min and
+median of each and of the ratios paired by round). `--step` also times one 480p step through ComfyUI's `apply_model`
+with the distill LoRA in runtime mode against the bare model; `--stock` adds ComfyUI core's own LoRA patches (the
+same LoRAs as kohya files) switching on the same loaded DiT to the rounds, and compares its merged weights with
+ours.
 
 Full LongCat shapes on a GPU; scaled down on CPU.
 Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_lora_node_path.py [--depth N] [--step] [--stock]
@@ -23,7 +25,8 @@ from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
-from bench_common import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, device_name, load_pack, random_inputs, timed  # noqa: E402
+from bench_common import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, device_name, interleaved, load_pack, \
+    paired_ratios, random_inputs, summary, timed  # noqa: E402
 
 load_pack()
 from comfy_inprocess import import_comfy_core  # noqa: E402
@@ -37,6 +40,7 @@ def main():
     parser.add_argument("--depth", type=int, default=None)
     parser.add_argument("--step", action="store_true", help="also time a 480p step with the LoRA in runtime mode")
     parser.add_argument("--stock", action="store_true", help="also time ComfyUI core's LoRA patches switching")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default %(default)s)")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     config = dict(FULL_CONFIG) if cuda else dict(hidden_size=512, depth=8, num_heads=4, caption_channels=512,
@@ -81,25 +85,35 @@ def main():
     print(f"load base model to {device}: {load_time(base):.2f} s")
     targeted = [base.model.diffusion_model.get_submodule(m).weight for m in distill.longcat_loras[0][0].targets]
     copies = [torch.empty_like(w) for w in targeted]
-    copy = min(timed(lambda: [c.copy_(w) for c, w in zip(copies, targeted)], device, warmup=0) for _ in range(5))
-    del copies
     first = load_time(distill)  # includes preparing the stack on the device
     to_refine = load_time(refine)
-    switch = statistics.median(load_time(branch) for _ in range(3) for branch in (distill, refine))
-    back_to_base = load_time(base)
-    merge = load_time(distill)
-    print(f"plain copy of the distill-targeted weights: {copy * 1e3:.1f} ms")
     print(f"first distill load (prepares the stack, then merges): {first * 1e3:.1f} ms")
     print(f"first switch to the refinement branch (prepares it): {to_refine * 1e3:.1f} ms")
-    print(f"merge distill from base through load_models_gpu: {merge * 1e3:.1f} ms  ratio {merge / copy:.2f}x "
-          f"(target <= 1.3x)")
-    print(f"switch distill <-> refinement (median of 6): {switch * 1e3:.1f} ms  ratio {switch / copy:.2f}x "
-          f"(target <= 2.5x)")
-    print(f"back to the base branch (restore): {back_to_base * 1e3:.1f} ms")
+
+    def load(patcher):
+        return lambda: mm.load_models_gpu([patcher])
+
+    candidates = {
+        "copy": lambda: [c.copy_(w) for c, w in zip(copies, targeted)],
+        "merge distill from base": (load(base), load(distill)),
+        "switch distill -> refinement": (load(distill), load(refine)),
+        "restore (back to base)": (load(distill), load(base)),
+    }
+    if args.stock:
+        core_distill, core_refine = stock_branches(base, dirs["loras"], config)
+        candidates["core: switch distill -> refinement"] = (load(core_distill), load(core_refine))
+    samples = interleaved(candidates, device, rounds=args.rounds)
+    del copies
+    print(f"interleaved rounds ({args.rounds}, after one warm-up round):")
+    for line in summary(samples, baseline="copy"):
+        print("  " + line)
+    print("targets: merge <= 1.3x the copy, switch <= 2.5x the copy")
+    if args.stock:
+        ratios = paired_ratios(samples, "core: switch distill -> refinement", "switch distill -> refinement")
+        print(f"core's switch / ours, paired by round: min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x")
+        compare_merged_weights(mm, base, distill, core_distill)
     if cuda:
         print(f"peak GPU memory while merging and switching: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
-    if args.stock:
-        time_stock_switch(mm, base, distill, dirs["loras"], config, load_time, copy)
     if args.step:
         time_runtime_step(mm, base, lora.apply(base, "distill.safetensors", 0.5, "runtime")["result"][0], config, cuda)
 
@@ -120,9 +134,9 @@ def as_kohya(official_sd, target_shapes):
     return sd
 
 
-def time_stock_switch(mm, base, ours, lora_dir, config, load_time, copy):
-    """Core's path: `comfy.lora` patches on clones of the same loaded model, as LoraLoaderModelOnly adds them;
-    checked against our distill branch (`ours`) on one weight."""
+def stock_branches(base, lora_dir, config):
+    """Core's path: `comfy.lora` patches on clones of the same loaded model, as LoraLoaderModelOnly adds them
+    (distill, refinement)."""
     import comfy.lora
     key_map = comfy.lora.model_lora_keys_unet(base.model, {})
     branches = []
@@ -131,15 +145,23 @@ def time_stock_switch(mm, base, ours, lora_dir, config, load_time, copy):
         kohya = as_kohya(official, lora_target_shapes(config, refinement=refinement))
         branches.append(base.clone())
         branches[-1].add_patches(comfy.lora.load_lora(kohya, key_map), 1.0)
-    probe = base.model.diffusion_model.get_submodule("blocks.0.attn.qkv")
+    return branches
+
+
+def compare_merged_weights(mm, base, ours, core):
+    """Core's merged distill weights against ours, on every targeted weight: the share of equal elements."""
+    modules = list(ours.longcat_loras[0][0].targets)
+    weights = lambda: [base.model.diffusion_model.get_submodule(m).weight.detach().clone() for m in modules]  # noqa: E731
     mm.load_models_gpu([ours])
-    ours_weight = probe.weight.float()
-    first = load_time(branches[0])
-    differs = (probe.weight.float() - ours_weight).abs().max().item()
-    switch = load_time(branches[1])
-    print(f"ComfyUI core's LoRA patches: first load {first:.2f} s, switch distill -> refinement {switch:.2f} s "
-          f"({switch / copy:.0f}x the copy); its distill qkv is {differs:.1e} from ours at most")
+    mine = weights()
+    mm.load_models_gpu([core])
+    theirs = weights()
     mm.load_models_gpu([base])
+    equal = sum((a == b).sum().item() for a, b in zip(mine, theirs))
+    total = sum(a.numel() for a in mine)
+    worst = max((a.float() - b.float()).abs().max().item() for a, b in zip(mine, theirs))
+    print(f"core's merged distill weights equal ours in {equal / total * 100:.4f}% of {total} elements "
+          f"(largest difference {worst:.1e})")
 
 
 def time_runtime_step(mm, base, runtime, config, cuda):
@@ -150,19 +172,15 @@ def time_runtime_step(mm, base, runtime, config, cuda):
     sigma = torch.tensor([0.7], device=device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    branches = {"bare": base, "runtime LoRA": runtime}
-    samples = {name: [] for name in branches}
     with torch.inference_mode():
-        for round_ in range(4):  # alternating, so drift in clocks or load hits both alike; round 0 warms up
-            for name, patcher in branches.items():
-                mm.load_models_gpu([patcher])
-                step = timed(lambda: patcher.model.apply_model(x, sigma, c_crossattn=context), device, warmup=0)
-                samples[name] += [step] if round_ else []
-    times = {name: statistics.median(values) for name, values in samples.items()}
-    for name, value in times.items():
-        print(f"one step through apply_model, {name}: {value:.3f} s (median of {len(samples[name])})")
-    overhead = (times["runtime LoRA"] - times["bare"]) / times["bare"] * 100
-    print(f"runtime-mode cost per step: {overhead:.2f}% (target <= 3%)")
+        samples = interleaved({name: (lambda p=patcher: mm.load_models_gpu([p]),
+                                      lambda p=patcher: p.model.apply_model(x, sigma, c_crossattn=context))
+                               for name, patcher in (("bare", base), ("runtime LoRA", runtime))}, device, rounds=3)
+    print("one step through apply_model, interleaved rounds:")
+    for line in summary(samples, baseline="bare", scale=1, unit="s"):
+        print("  " + line)
+    print(f"runtime-mode cost per step: {(statistics.median(paired_ratios(samples, 'runtime LoRA', 'bare')) - 1) * 100:.2f}% "
+          f"(median of the paired ratios; target <= 3%)")
     if cuda:
         print(f"peak GPU memory during the steps: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
 

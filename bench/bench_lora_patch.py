@@ -1,8 +1,9 @@
 """Merge, restore and switch of a LongCat-shaped LoRA stack, each as a ratio to a plain copy of the same weights
-measured in the same run; plus the runtime-mode cost on the targeted linears of one 480p block.
+measured in the same run (interleaved rounds: copy, merge, restore, switch, copy, ...; min and median of each and of
+the ratios paired by round); plus the runtime-mode cost on the targeted linears of one 480p block.
 
 Full size (48 blocks, hidden 4096, FFN 11008, rank 128, bf16) on a GPU; a scaled-down shape on CPU.
-Usage: python bench/bench_lora_patch.py [--blocks N] [--tokens N]
+Usage: python bench/bench_lora_patch.py [--blocks N] [--tokens N] [--rounds N]
 """
 import argparse
 import os
@@ -13,7 +14,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import device_name, load_pack, random_description, timed  # noqa: E402
+from bench_common import device_name, interleaved, load_pack, random_description, summary, timed  # noqa: E402
 
 pack = load_pack()
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
@@ -41,7 +42,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--blocks", type=int, default=None)
     parser.add_argument("--tokens", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
+    rounds = args.rounds
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     full = device.type == "cuda"
     hidden, ffn, rank, tembed = (4096, 11008, 128, 512) if full else (512, 1376, 16, 64)
@@ -66,74 +69,67 @@ def main():
     prepared_refine = prepare_stack([(refine, 0.5)], weights)
     if full:
         torch.cuda.synchronize()
-    print(f"prepare both stacks (host fp32 -> device {dtype}, validated): {time.perf_counter() - t0:.2f} s")
+    print(f"prepare both stacks (host fp32 -> device fp32, validated): {time.perf_counter() - t0:.2f} s")
 
     copies = [torch.empty_like(w) for w in targeted]
-    copy_time = timed(lambda: [c.copy_(w) for c, w in zip(copies, targeted)], device, 5)
-    del copies
     merger = WeightMerger(root)
     originals = {m: weights[m].data for m in refine_shapes}
-
-    def merge_distill():
-        merger.merge(prepared_distill)
-
-    merge_times, restore_times, switch_times = [], [], []
-    for _ in range(5):
-        merger.restore()
-        merge_times.append(timed(merge_distill, device, 1, warmup=0))
-        restore_times.append(timed(merger.restore, device, 1, warmup=0))
-        merger.merge(prepared_distill)
-        switch_times.append(timed(lambda: merger.merge(prepared_refine), device, 1, warmup=0))
+    first_host = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1, warmup=0)
+    merger.restore()
+    print(f"first merge with a pinned-host backup (allocates and fills the host copy): {first_host * 1e3:.0f} ms")
+    merge = lambda **kw: lambda: merger.merge(prepared_distill, **kw)  # noqa: E731
+    switch = lambda **kw: lambda: merger.merge(prepared_refine, **kw)  # noqa: E731
+    samples = interleaved({
+        "copy": lambda: [c.copy_(w) for c, w in zip(copies, targeted)],
+        "merge distill (backup kept on device)": (merger.restore, merge()),
+        "restore": (merge(), merger.restore),
+        "switch distill -> refine (restore + merge)": (merge(), switch()),
+        "merge, pinned-host backup": (merger.restore, merge(backup_on_device=False)),
+        "restore from the host": (merge(backup_on_device=False), merger.restore),
+        "switch, pinned-host backup": (merge(backup_on_device=False), switch(backup_on_device=False)),
+    }, device, rounds=rounds)
+    del copies
     merger.restore()
     exact = all(weights[m].data is originals[m] or torch.equal(weights[m].data, originals[m]) for m in refine_shapes)
-
-    merge, restore, switch = (statistics.median(t) for t in (merge_times, restore_times, switch_times))
-    print(f"plain copy of the distill-targeted weights: {copy_time * 1e3:8.2f} ms")
-    print(f"merge distill (backup kept on device):      {merge * 1e3:8.2f} ms  ratio {merge / copy_time:.2f}x (target <= 1.3x)")
-    print(f"restore:                                    {restore * 1e3:8.2f} ms  ratio {restore / copy_time:.2f}x")
-    print(f"switch distill -> refine (restore + merge): {switch * 1e3:8.2f} ms  ratio {switch / copy_time:.2f}x "
-          f"(target <= 2.5x; refine targets {sum(w.numel() for m, w in weights.items() if m in refine_shapes) / sum(w.numel() for w in targeted):.2f}x the bytes)")
+    del merger  # and its pinned host copies
+    print(f"interleaved rounds ({rounds}, after one warm-up round):")
+    for line in summary(samples, baseline="copy"):
+        print("  " + line)
+    refine_bytes = sum(w.numel() for m, w in weights.items() if m in refine_shapes) / sum(w.numel() for w in targeted)
+    print(f"targets: merge <= 1.3x the copy, switch <= 2.5x the copy (refine targets {refine_bytes:.2f}x the bytes)")
     print(f"restore bit-exact after all cycles: {exact}")
     if full:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
-    first = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1, warmup=0)
-    host_restore = timed(merger.restore, device, 1, warmup=0)
-    again = timed(lambda: merger.merge(prepared_distill, backup_on_device=False), device, 1, warmup=0)
-    host_switch = timed(lambda: merger.merge(prepared_refine, backup_on_device=False), device, 1, warmup=0)
-    merger.restore()
-    del merger  # and its pinned host copies
-    print(f"pinned-host backup (when the device copy does not fit): first merge {first * 1e3:.0f} ms (allocates and "
-          f"fills the host copy), later merges {again * 1e3:.1f} ms ({again / copy_time:.2f}x), restore "
-          f"{host_restore * 1e3:.1f} ms, switch {host_switch * 1e3:.1f} ms ({host_switch / copy_time:.2f}x)")
     del prepared_refine, prepared_distill
-    runtime_overhead(root, distill_shapes, distill, tokens, hidden, dtype, device)
+    runtime_overhead(root, distill_shapes, distill, tokens, hidden, dtype, device, rounds)
 
 
-def runtime_overhead(root, shapes, distill, tokens, hidden, dtype, device):
-    """Targeted linears of block 0 at 480p token count, plain vs runtime LoRA (fused add)."""
+def runtime_overhead(root, shapes, distill, tokens, hidden, dtype, device, rounds):
+    """Targeted linears of block 0 at 480p token count, plain vs runtime LoRA, next to a self-attention SDPA."""
     block = [m for m in shapes if m.startswith("blocks.0.")]
     block_desc = LoraDescription("d", "longcat", {m: distill.targets[m] for m in block}, {m: 0.5 for m in block},
                                  distill.ranks, 0.5, {}, [])
-    runtime = RuntimeLora(root, prepare_stack([(block_desc, 0.5)], linear_weights(root), dtype=dtype))
+    runtime = RuntimeLora(root, prepare_stack([(block_desc, 0.5)], linear_weights(root)))
     x = torch.randn(tokens, hidden, device=device, dtype=dtype)
     h = torch.randn(tokens, shapes["blocks.0.ffn.w2"][1], device=device, dtype=dtype)
     text = torch.randn(512, hidden, device=device, dtype=dtype)
     mods = {m: root.get_submodule(m) for m in block}
+    q = torch.randn(1, hidden // 128, tokens, 128, device=device, dtype=dtype)
 
     def forward():
         for m, layer in mods.items():
             layer(h if m.endswith("ffn.w2") else text if m.endswith("kv_linear") else x)
 
-    plain = timed(forward, device, 10)
-    runtime.attach()
-    with_lora = timed(forward, device, 10)
+    samples = interleaved({"linears": (runtime.detach, forward), "linears + runtime LoRA": (runtime.attach, forward),
+                           "self-attention SDPA": lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q)},
+                          device, rounds=rounds)
     runtime.detach()
-    q = torch.randn(1, hidden // 128, tokens, 128, device=device, dtype=dtype)
-    sdpa = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q), device, 5)
-    print(f"block-0 targeted linears at {tokens} tokens: plain {plain * 1e3:.2f} ms, runtime LoRA {with_lora * 1e3:.2f} ms "
-          f"(+{(with_lora - plain) / plain * 100:.1f}% of the linears)")
-    print(f"runtime overhead vs a layer floor (linears + self-attention SDPA {sdpa * 1e3:.2f} ms): "
-          f"{(with_lora - plain) / (plain + sdpa) * 100:.2f}% (target <= 3%)")
+    print(f"block-0 targeted linears at {tokens} tokens, interleaved rounds:")
+    for line in summary(samples, baseline="linears"):
+        print("  " + line)
+    overheads = [(lora - plain) / (plain + sdpa) * 100 for plain, lora, sdpa in zip(*samples.values())]
+    print(f"runtime overhead vs a layer floor (linears + SDPA), per round: min {min(overheads):.2f}%, "
+          f"median {statistics.median(overheads):.2f}% (target <= 3%)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """One 720p refinement step (grid 48 x 44 x 80 = 168,960 tokens) with block-sparse attention (sparsity 0.9375)
-against dense attention, in the same run; also the self-attention alone for one block.
+against dense attention, in the same run; also the self-attention alone for one block. Dense and sparse are timed in
+interleaved rounds (min and median of each and of the ratios paired by round).
 Full size (48 blocks, random bf16 weights) on a GPU; a scaled-down model on CPU.
 Usage: python bench/bench_refine_step.py [--blocks N]   (fewer blocks: per-block times scale linearly)
 """
 import argparse
 import os
+import statistics
 import sys
 
 import torch
@@ -12,7 +14,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import FULL_CONFIG, LATENT_720P, SMALL_CONFIG, build_random_dit, device_name, load_pack, \
-    random_inputs, timed  # noqa: E402
+    interleaved, paired_ratios, random_inputs, summary  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.block_sparse_attention import BlockSparseAttention, block_sparse_attention  # noqa: E402
@@ -21,6 +23,7 @@ from longcat_pack.nodes.core.block_sparse_attention import BlockSparseAttention,
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--blocks", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     full = device.type == "cuda"
@@ -39,16 +42,22 @@ def main():
     if full:
         torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
-        dense_attn = timed(lambda: F.scaled_dot_product_attention(q, q, q), device, repeats=3)
-        bsa_attn = timed(lambda: block_sparse_attention(q, q, q, grid), device, repeats=3)
-        print(f"self-attention, one block: dense {dense_attn * 1e3:.1f} ms, BSA {bsa_attn * 1e3:.1f} ms "
-              f"({dense_attn / bsa_attn:.2f}x)")
+        attention = interleaved({"dense": lambda: F.scaled_dot_product_attention(q, q, q),
+                                 "BSA": lambda: block_sparse_attention(q, q, q, grid)}, device, rounds=args.rounds)
         del q
-        dense = timed(lambda: model(x, t, context), device, repeats=1, warmup=1)
-        model.set_self_attention(BlockSparseAttention())
-        sparse = timed(lambda: model(x, t, context), device, repeats=1, warmup=1)
+        sparse = BlockSparseAttention()
+        steps = interleaved({"dense": (lambda: model.set_self_attention(None), lambda: model(x, t, context)),
+                             "BSA": (lambda: model.set_self_attention(sparse), lambda: model(x, t, context))},
+                            device, rounds=args.rounds)
         model.set_self_attention(None)
-    print(f"one refinement step: dense {dense:.2f} s, BSA {sparse:.2f} s, speed-up {dense / sparse:.2f}x (target >= 4.5x)")
+    for title, samples, scale, unit in (("self-attention, one block", attention, 1e3, "ms"),
+                                        ("one refinement step", steps, 1, "s")):
+        print(f"{title}:")
+        for line in summary(samples, baseline="dense", scale=scale, unit=unit):
+            print("  " + line)
+        speedup = paired_ratios(samples, "dense", "BSA")
+        print(f"  speed-up, paired by round: min {min(speedup):.2f}x, median {statistics.median(speedup):.2f}x"
+              + (" (target >= 4.5x)" if samples is steps else ""))
     if full:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
 

@@ -1,13 +1,15 @@
 """Applying a stack of LoRAs to the DiT on the device where its weights live.
 
-A stack is a list of (LoraDescription, strength). `prepare_stack` turns it into per-target tensors on the device
-(validated as a whole before any weight is touched). Then either
-- `WeightMerger` merges them into the weights: one fused `addmm` per row segment in the weight's dtype (fp32
-  accumulation, one rounding). The backup is exact: when device memory allows, the merged weight is written to a
-  new tensor and the original tensor itself is kept (restore = handing it back, no copy, no subtraction);
-  otherwise the original is copied to pinned host memory first and the merge runs in place.
-- `RuntimeLora` leaves the weights untouched and adds scale * up(down(x)) after each targeted linear, with the
-  add fused into the up GEMM (`addmm_` into the output's row slice).
+A stack is a list of (LoraDescription, strength). `prepare_stack` turns it into per-target fp32 tensors on the
+device, once per stack (validated as a whole before any weight is touched). Then either
+- `WeightMerger` merges them into the weights like ComfyUI core does, with one rounding: W + U @ D with the
+  product accumulated in fp32 and the sum rounded once to the weight's dtype (`rounding.add_rounded_once`). The
+  backup is exact: when device memory allows, the merged weight is written to a new tensor and the original tensor
+  itself is kept (restore = handing it back, no copy, no subtraction); otherwise the original is copied to pinned
+  host memory first and the merge runs in place.
+- `RuntimeLora` leaves the weights untouched and adds scale * up(down(x)) after each targeted linear, computed the
+  same way (fp32 factors, fp32 products, the output rounded once more to its dtype), so merged and runtime outputs
+  agree to the output dtype's rounding.
 
 Per target the factors of every LoRA are cut at common row boundaries (fused qkv: q | k | v) and concatenated
 along the rank, so any number of stacked LoRAs costs one down GEMM and one up GEMM per row segment.
@@ -18,6 +20,7 @@ import torch
 
 from . import merge_kernel
 from .lora_files import check_against_model
+from .rounding import add_rounded_once
 from .safetensors_file import ModelFileError
 
 MERGEABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -41,13 +44,12 @@ class Segment:
 
 @dataclass
 class PreparedTarget:
-    down: torch.Tensor  # [total rank, in]
+    down: torch.Tensor  # [total rank, in], fp32
     segments: list
 
-    def to(self, dtype, device):
-        return PreparedTarget(self.down.to(device, dtype),
-                              [Segment(s.start, s.end, s.col_start, s.col_end, s.up.to(device, dtype))
-                               for s in self.segments])
+    def to(self, device):
+        return PreparedTarget(self.down.to(device),
+                              [Segment(s.start, s.end, s.col_start, s.col_end, s.up.to(device)) for s in self.segments])
 
 
 def stack_targets(stack):
@@ -62,11 +64,11 @@ def stack_targets(stack):
     return pieces
 
 
-def prepare_stack(stack, weights, dtype=None, device=None):
-    """Validate a stack against `weights` ({module name: weight tensor}) and build its device tensors.
-
-    `dtype`/`device` None mean each target weight's own (merge); runtime mode passes the compute dtype and device.
-    Raises ModelFileError naming the file before anything is changed.
+def prepare_stack(stack, weights, device=None):
+    """Validate a stack against `weights` ({module name: weight tensor}) and build its fp32 device tensors (merge
+    and runtime mode use the same ones). `device` None means each target weight's own.
+    Raises ModelFileError naming the file before anything is changed: also when the scaled LoRA could push a 16-bit
+    weight past its dtype's range (merged, it would hold Inf).
     """
     shapes = weight_shapes(weights)
     for description, strength in stack:
@@ -75,9 +77,8 @@ def prepare_stack(stack, weights, dtype=None, device=None):
     prepared, finite_flags, sources = {}, [], []
     for module, pieces in stack_targets(stack).items():
         weight = weights[module]
-        target = _build_target(pieces, weight.shape[0], dtype or weight.dtype, device or weight.device)
-        finite_flags.append(torch.stack([torch.isfinite(t).all().cpu() for t in
-                                         (target.down, *(s.up for s in target.segments))]).all())
+        target = _build_target(pieces, weight.shape[0], device or weight.device)
+        finite_flags.append(_fits_range(target, weight.dtype))
         sources.append((module, pieces))
         prepared[module] = target
     if finite_flags:
@@ -85,18 +86,29 @@ def prepare_stack(stack, weights, dtype=None, device=None):
         if bad:
             module, pieces = sources[bad[0]]
             files = ", ".join(sorted({p[2].path for p in pieces}))
-            raise ModelFileError(files, f"module {module}: the scaled LoRA has NaN or Inf values in "
-                                        f"{prepared[module].down.dtype} (strength too large?)")
+            raise ModelFileError(files, f"module {module}: the scaled LoRA has NaN or Inf values or can exceed the "
+                                        f"range of its {weights[module].dtype} weight (strength too large?)")
     return prepared
 
 
-def _build_target(pieces, out_features, dtype, device):
+def _fits_range(target, dtype):
+    """A 0-dim bool on the target's device: every factor finite and, for a 16-bit float weight, no delta element can
+    reach half its dtype's largest value (bound: largest row sum of |U| times the largest |D|)."""
+    tensors = (target.down, *(s.up for s in target.segments))
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+    if dtype not in (torch.float16, torch.bfloat16):
+        return finite.cpu()
+    bound = torch.stack([s.up.abs().sum(1).max() for s in target.segments]).max() * target.down.abs().max()
+    return (finite & (bound < torch.finfo(dtype).max / 2)).cpu()
+
+
+def _build_target(pieces, out_features, device):
     spans = [(f.rows or (0, out_features)) for f, _, _ in pieces]
     order = sorted(range(len(pieces)), key=lambda i: spans[i])
     pieces, spans = [pieces[i] for i in order], [spans[i] for i in order]
     ranks = [f.down.shape[0] for f, _, _ in pieces]
     offsets = [sum(ranks[:i]) for i in range(len(ranks))]
-    down = torch.cat([f.down.to(device, torch.float32) for f, _, _ in pieces]).to(dtype)
+    down = torch.cat([f.down.to(device, torch.float32) for f, _, _ in pieces])
     cuts = sorted({0, out_features, *(s for span in spans for s in span)})
     segments = []
     for a, b in zip(cuts, cuts[1:]):
@@ -109,7 +121,7 @@ def _build_target(pieces, out_features, dtype, device):
             f, scale, _ = pieces[i]
             start = spans[i][0]
             up[:, offsets[i] - c0:offsets[i] - c0 + ranks[i]] = f.up[a - start:b - start].to(device, torch.float32) * scale
-        segments.append(Segment(a, b, c0, c1, up.to(dtype)))
+        segments.append(Segment(a, b, c0, c1, up))
     return PreparedTarget(down, segments)
 
 
@@ -125,13 +137,23 @@ def copy_uncovered_rows(weight, target, out):
 
 
 def merge_segments(weight, target, out):
-    """out[rows] = weight[rows] + U @ D[cols] per segment with torch (one rounding); out may be weight."""
+    """out[rows] = weight[rows] + U @ D[cols] per segment with torch, U @ D in fp32 and the sum rounded once to the
+    weight's dtype; out may be weight. 16-bit weights go in row chunks so the fp32 temporaries stay small."""
     for seg in target.segments:
         down = target.down[seg.col_start:seg.col_end]
-        if out is weight:
-            weight[seg.start:seg.end].addmm_(seg.up, down)
-        else:
+        if weight.dtype == torch.float32:
             torch.addmm(weight[seg.start:seg.end], seg.up, down, out=out[seg.start:seg.end])
+            continue
+        step = max(1, CHUNK_ELEMENTS // weight.shape[1])
+        for r in range(seg.start, seg.end, step):
+            rows = slice(r, min(r + step, seg.end))
+            delta = torch.mm(seg.up[rows.start - seg.start:rows.stop - seg.start], down)
+            add_rounded_once(weight[rows], delta, out[rows])
+
+
+
+
+CHUNK_ELEMENTS = 1 << 24  # fp32 temporaries of the torch paths: 64 MiB each (bounded memory, few ops per weight)
 
 
 def linear_weights(root, names=None):
@@ -235,7 +257,7 @@ class RuntimeLora:
     def __init__(self, root, prepared):
         self.root = root
         self.prepared = prepared
-        self._cast = {}
+        self._moved = {}
         self._handles = []
 
     def attach(self):
@@ -250,23 +272,31 @@ class RuntimeLora:
             h.remove()
         self._handles = []
 
-    def _target(self, name, dtype, device):
-        key = (name, dtype, device)
-        if key not in self._cast:
-            self._cast[key] = self.prepared[name].to(dtype, device)
-        return self._cast[key]
+    def _target(self, name, device):
+        target = self.prepared[name]
+        if target.down.device == device:
+            return target
+        if (name, device) not in self._moved:
+            self._moved[(name, device)] = target.to(device)
+        return self._moved[(name, device)]
 
     def _hook_for(self, name):
         def hook(module, args, output):
             x = args[0]
-            target = self._target(name, output.dtype, output.device)
-            add_low_rank(x.reshape(-1, x.shape[-1]).to(output.dtype), target, output.view(-1, output.shape[-1]))
+            add_low_rank(x.reshape(-1, x.shape[-1]), self._target(name, output.device), output.view(-1, output.shape[-1]))
             return output
         return hook
 
 
 def add_low_rank(x2d, target, y2d):
-    """y2d[:, rows] += (x2d @ down^T)[:, cols] @ up^T, each add fused into its GEMM."""
-    h = torch.mm(x2d, target.down.t())
-    for seg in target.segments:
-        y2d[:, seg.start:seg.end].addmm_(h[:, seg.col_start:seg.col_end], seg.up.t())
+    """y2d[:, rows] += (x2d @ down^T)[:, cols] @ up^T in fp32, the sum rounded once to y2d's dtype; in chunks of
+    tokens so the fp32 temporaries stay small."""
+    step = max(1, CHUNK_ELEMENTS // max(x2d.shape[1], y2d.shape[1]))
+    for r in range(0, x2d.shape[0], step):
+        h = torch.mm(x2d[r:r + step].float(), target.down.t())
+        for seg in target.segments:
+            y = y2d[r:r + step, seg.start:seg.end]
+            if y.dtype == torch.float32:
+                y.addmm_(h[:, seg.col_start:seg.col_end], seg.up.t())
+            else:
+                y.copy_(torch.addmm(y.float(), h[:, seg.col_start:seg.col_end], seg.up.t()))

@@ -32,11 +32,10 @@ class LoraState:
         self.merger = WeightMerger(diffusion_model)
         self.runtime = None
         self.applied = None  # (stack key, mode)
-        self.prepared = LruCache(PREPARED_CACHE_SIZE)  # (stack key, dtype or None, device) -> prepared stack
+        self.prepared = LruCache(PREPARED_CACHE_SIZE)  # (stack key, device) -> prepared stack (fp32, either mode)
 
-    def prepared_for(self, key, stack, weights, dtype, device):
-        return self.prepared.get_or_build((key, dtype, device),
-                                          lambda: prepare_stack(stack, weights, dtype=dtype, device=device))
+    def prepared_for(self, key, stack, weights, device):
+        return self.prepared.get_or_build((key, device), lambda: prepare_stack(stack, weights, device=device))
 
     def clear(self):
         """Back to the plain weights: restore merged ones, remove hooks."""
@@ -148,12 +147,11 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
             return
         state.clear()
         if mode == "merge":
-            prepared = state.prepared_for(key, self.longcat_loras, weights, None, self.load_device)
+            prepared = state.prepared_for(key, self.longcat_loras, weights, self.load_device)
             state.merger.merge(prepared, backup_on_device=backup_on_device, progress=progress_when_slow(),
                                check_interrupt=mm.throw_exception_if_processing_interrupted)
         else:
-            compute_dtype = self.model.manual_cast_dtype or self.model.get_dtype()
-            prepared = state.prepared_for(key, self.longcat_loras, weights, compute_dtype, self.load_device)
+            prepared = state.prepared_for(key, self.longcat_loras, weights, self.load_device)
             state.runtime = RuntimeLora(self.model.diffusion_model, prepared).attach()
         state.applied = (key, mode)
 

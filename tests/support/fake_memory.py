@@ -130,11 +130,11 @@ def counting(device_type):
 
 def prepared_lora(config, refinement):
     """The tensors runtime mode keeps for a rank-128 LoRA with the official file's targets (the refinement file's
-    or the distill file's): prepare_stack on real random factors, bf16, on the CPU."""
+    or the distill file's): prepare_stack on real random factors (fp32, as both modes keep them), on the CPU."""
     shapes = lora_target_shapes(config, refinement)
     description = random_description(shapes, LORA_RANK, 1, "lora")
     weights = {m: torch.empty(o, i, device="meta") for m, (o, i, _) in shapes.items()}
-    return prepare_stack([(description, 0.5)], weights, dtype=torch.bfloat16, device="cpu")
+    return prepare_stack([(description, 0.5)], weights, device="cpu")
 
 
 def fake_copy(target, device_type):
