@@ -5,6 +5,7 @@ import folder_paths
 
 from .lora_library import cached_read, resolve_lora
 from ..core.lora_patcher import linear_weights
+from ..core.lora_range import check_lora_range
 from ..core.layouts.lora_layouts import layout_title
 from ..model.model_patcher import MODES, LongCatModelPatcher
 
@@ -59,6 +60,7 @@ class LongCatLoraLoader:
         # the logical [out, in] of every linear: quantized weights store packed data, split ones hold pieces
         shapes = {f"{m}.weight": tuple(w.shape) for m, w in linear_weights(model.model.diffusion_model).items()}
         description = cached_read(resolve_lora(lora_name), shapes)
+        check_lora_range(description, strength, model.model.manual_cast_dtype or model.model.get_dtype())
         message = applied_message(lora_name, description)
         (log.warning if description.skipped_keys else log.info)("Apply LongCat LoRA: %s", message)
         return {"ui": {"text": [message]}, "result": (model.with_lora(description, strength, mode),)}
