@@ -1,9 +1,8 @@
 """Apply LongCat LoRA: a strength slider that is the real scale (the UI starts it at the file's alpha/rank)."""
 import logging
 
-import folder_paths
-
 from .lora_library import cached_read, resolve_lora
+from .model_names import loop_free_names
 from ..core.lora_patcher import linear_weights
 from ..core.lora_range import check_lora_range
 from ..core.layouts.lora_layouts import layout_title
@@ -27,7 +26,7 @@ class LongCatLoraLoader:
         return {"required": {
             "model": ("MODEL", {"tooltip": "A LongCat-Video model from Load LongCat DiT (or another Apply LongCat LoRA: "
                                            "chaining stacks LoRAs)."}),
-            "lora_name": (folder_paths.get_filename_list("loras"), {
+            "lora_name": (loop_free_names("loras"), {
                 "tooltip": "A LoRA from models/loras: the official LongCat files (cfg_step_lora, refinement_lora), "
                            "Kijai's WanVideoWrapper conversions, FastVideo's, DiffSynth / PEFT adapters, kohya, or "
                            "files with split q/k/v. A file is applied whole or not at all; keys of other components "
