@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from server import PromptServer
 
+from ..core.cooperative import cooperative
 from ..core.safetensors_file import ModelFileError
 from .lora_library import lora_info
 from .model_names import ModelNameError
@@ -23,6 +24,11 @@ _reader = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="longcat_lo
 _waiting = [0]  # changed on the event loop only
 
 
+def _read_politely(name):
+    with cooperative():  # the parse hands the interpreter lock to the event loop every millisecond
+        return lora_info(name)
+
+
 @PromptServer.instance.routes.get("/longcat/lora_info")
 async def get_lora_info(request):
     name = request.rel_url.query.get("name", "")
@@ -32,7 +38,7 @@ async def get_lora_info(request):
                                  headers={"Retry-After": str(RETRY_AFTER_S)})
     _waiting[0] += 1
     try:
-        info = await asyncio.get_running_loop().run_in_executor(_reader, lora_info, name)
+        info = await asyncio.get_running_loop().run_in_executor(_reader, _read_politely, name)
     except ModelNameError as e:
         status = 404 if "no such file" in str(e) else 400
         return web.json_response({"error": str(e)}, status=status)
