@@ -29,8 +29,13 @@ function shortReason(name, message) {
   return reason.length > 28 ? `${reason.slice(0, 27).trim()}…` : reason;
 }
 
-async function fetchInfo(name) {
+async function fetchInfo(name, tries = 10) {
   const response = await api.fetchApi(`/longcat/lora_info?name=${encodeURIComponent(name)}`);
+  if (response.status === 503 && tries > 1) { // the route's readers are busy: ask again when it says
+    const seconds = Number(response.headers.get("Retry-After")) || 1;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    return fetchInfo(name, tries - 1);
+  }
   const body = await response.json().catch(() => ({}));
   if (response.ok) return { info: body };
   if (response.status === 404) {

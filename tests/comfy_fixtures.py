@@ -145,6 +145,9 @@ def write_other_format_loras(loras):
     shutil.copy(GOLDEN / "lora_distill.safetensors", outside)
     (loras / "linked_outside.safetensors").symlink_to(outside)
     write_layout_loras(loras)
+    official = load_file(str(GOLDEN / "lora_distill.safetensors"))
+    key = "lora___lorahyphen___blocks___lorahyphen___1___lorahyphen___ffn___lorahyphen___w3.alpha_scale"
+    save_file({**official, key: torch.tensor(2e38)}, str(loras / "huge_alpha.safetensors"))
 
 
 def write_layout_loras(loras):
@@ -173,6 +176,23 @@ def write_layout_dits(dit, sd):
     half = {k: v for k, v in wan.items() if k.startswith("blocks.0.")}
     save({**half, **{k: v for k, v in sd.items() if not k.startswith("blocks.0.")}}, dit / "half_kijai.safetensors")
     save({k: v for k, v in scaled.items() if not k.endswith("scale_weight")}, dit / "scaled_without_scales.safetensors")
+    write_bad_input_dits(dit, sd)
+
+
+def write_bad_input_dits(dit, sd):
+    """Checkpoints that loaded as something else before the bad-input checks (docs/bad-input.md): a Kijai
+    conversion that lost its last block beside the config.json giving the depth, a released-size header whose last
+    block is missing (the data a sparse hole), and a scaled fp8 file with a NaN scale."""
+    from layout_writers import block_linear_weights, convert_checkpoint, released_shapes, scaled_fp8, \
+        write_header_only
+    one_block = convert_checkpoint({k: v for k, v in sd.items() if not k.startswith("blocks.1.")}, "wanvideo")
+    folder = write_sharded(dit / "kijai_lost_last_block", one_block)
+    (folder / "config.json").write_text(json.dumps({"_class_name": "LongCatVideoTransformer3DModel", "depth": 2}))
+    write_header_only(dit / "released_47_blocks.safetensors", released_shapes(47))
+    wan = convert_checkpoint(sd, "wanvideo")
+    nan_scale = scaled_fp8(wan, block_linear_weights(wan))
+    nan_scale["blocks.0.ffn.w1.scale_weight"] = torch.tensor([float("nan")])
+    save_file(nan_scale, str(dit / "nan_scale_KJ.safetensors"))
 
 
 def populate_models(server):

@@ -192,3 +192,48 @@ def peft_lora(official, folder, prefix=""):
               "alpha_pattern": {m: a for m, a in alphas.items() if a != 0.5 * base_rank}}
     (folder / "adapter_config.json").write_text(json.dumps(config))
     return save({k: v.clone() for k, v in sd.items()}, folder / "adapter_model.safetensors")
+
+
+# Released-size headers -------------------------------------------------------------------------------------------
+
+def released_shapes(depth=48):
+    """{native key: shape} of the released 13.6B DiT (hidden 4096, FFN 11008, t-embed 512; longcat-video.md §2),
+    with `depth` blocks."""
+    h, f, t = 4096, 11008, 512
+    shapes = {"x_embedder.proj.weight": [h, 16, 1, 2, 2], "x_embedder.proj.bias": [h],
+              "t_embedder.mlp.0.weight": [t, 256], "t_embedder.mlp.0.bias": [t],
+              "t_embedder.mlp.2.weight": [t, t], "t_embedder.mlp.2.bias": [t],
+              "y_embedder.y_proj.0.weight": [h, h], "y_embedder.y_proj.0.bias": [h],
+              "y_embedder.y_proj.2.weight": [h, h], "y_embedder.y_proj.2.bias": [h],
+              "final_layer.adaLN_modulation.1.weight": [2 * h, t], "final_layer.adaLN_modulation.1.bias": [2 * h],
+              "final_layer.linear.weight": [64, h], "final_layer.linear.bias": [64]}
+    block = {"adaLN_modulation.1.weight": [6 * h, t], "adaLN_modulation.1.bias": [6 * h],
+             "attn.qkv.weight": [3 * h, h], "attn.qkv.bias": [3 * h], "attn.q_norm.weight": [128],
+             "attn.k_norm.weight": [128], "attn.proj.weight": [h, h], "attn.proj.bias": [h],
+             "pre_crs_attn_norm.weight": [h], "pre_crs_attn_norm.bias": [h],
+             "cross_attn.q_linear.weight": [h, h], "cross_attn.q_linear.bias": [h],
+             "cross_attn.kv_linear.weight": [2 * h, h], "cross_attn.kv_linear.bias": [2 * h],
+             "cross_attn.proj.weight": [h, h], "cross_attn.proj.bias": [h], "cross_attn.q_norm.weight": [128],
+             "cross_attn.k_norm.weight": [128], "ffn.w1.weight": [f, h], "ffn.w3.weight": [f, h],
+             "ffn.w2.weight": [h, f]}
+    for i in range(depth):
+        shapes.update({f"blocks.{i}.{k}": v for k, v in block.items()})
+    return shapes
+
+
+def write_header_only(path, shapes, dtype="F8_E4M3", item_bytes=1):
+    """A safetensors file whose header lists `shapes` and whose data is a sparse hole of the right length: a
+    released-size checkpoint (13 GB as fp8) that takes no disk space, for checks made from the header alone."""
+    header, offset = {}, 0
+    for key, shape in shapes.items():
+        size = item_bytes
+        for n in shape:
+            size *= n
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        f.truncate(8 + len(raw) + offset)
+    return path

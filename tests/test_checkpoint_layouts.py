@@ -193,4 +193,5 @@ def test_fastvideo_converter_output_folder_and_its_config(tmp_path, native):
     (folder / "config.json").write_text(json.dumps({"_class_name": "WanTransformer3DModel"}))
     expect_error(folder, "config.json names WanTransformer3DModel, not a LongCat-Video transformer")
     (folder / "config.json").write_text(json.dumps({"_class_name": "LongCatTransformer3DModel", "depth": 48}))
-    expect_error(folder, "config.json says depth 48, the weights have 2")
+    expect_error(folder, "blocks 2..47 missing: its config.json says the model has 48 blocks, the weights hold "
+                         "blocks 0..1")

@@ -70,6 +70,21 @@ def test_bad_lora_is_a_node_error_and_next_prompt_runs(comfy_server):
     assert torch.isfinite(saved_latent(comfy_server, history)).all()
 
 
+def test_huge_finite_lora_factors_are_a_node_error_and_nothing_is_patched(comfy_server):
+    """alpha_scale 2e38 is finite, but scaled up @ down would overflow the model's outputs to NaN: refused by the
+    node naming the file, and the same model then samples exactly as before."""
+    _, history = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", seed=3, prefix="before_huge"))
+    before = saved_latent(comfy_server, history)
+    events, _ = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", seed=3, prefix="huge",
+                                            loras=[("huge_alpha.safetensors", 0.5)]))
+    errors = [e for e in events if e["type"] == "execution_error"]
+    assert errors and errors[0]["data"]["node_type"] == "LongCatLoraLoader", events[-3:]
+    assert re.match(r"huge_alpha\.safetensors: module blocks\.1\.ffn\.w3: .* far too large",
+                    errors[0]["data"]["exception_message"]), errors[0]["data"]["exception_message"]
+    _, history = comfy_server.run(t2v_prompt("longcat_tiny.safetensors", seed=3, prefix="after_huge"))
+    assert torch.equal(saved_latent(comfy_server, history), before)
+
+
 def test_lora_changes_the_result_and_strength_zero_does_not(comfy_server):
     results = {}
     for label, loras in (("base", ()), ("zero", [("lora_refine.safetensors", 0.0)]),

@@ -141,3 +141,12 @@ def test_trim():
         trim_frames(frames, 0)
     with pytest.raises(ValueError):
         trim_frames(frames, 3, skip=-1)
+
+
+def test_a_trim_that_leaves_no_frame_is_refused():
+    """keep 5, skip 9 of 9: an empty batch breaks VAEEncode and SaveImage, and SaveVideo writes nothing."""
+    with pytest.raises(ValueError, match="skipping 9 of 9 frames leaves no frame to keep \\(keep 5\\)"):
+        trim_frames(_frames(n=9), 5, skip=9)
+    assert trim_frames(_frames(n=9), 1, skip=8).shape[0] == 1
+    with pytest.raises(ValueError, match="cannot keep 5 frames after skipping 8: there are only 9"):
+        trim_frames(_frames(n=9), 5, skip=8)

@@ -17,7 +17,8 @@ import torch
 from safetensors import safe_open
 
 from .confined_paths import resolve_inside
-from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_checkpoint
+from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_checkpoint, \
+    transformer_config_depth
 from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
 
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
@@ -120,10 +121,11 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
 
     def read_tensor(key):
         return _read_one(files_of[key], prefix + key)
+    folder_config = _folder_config(path)
     try:
+        depth = transformer_config_depth(folder_config) if folder_config is not None else None
         plan = plan_checkpoint({k[len(prefix):]: s for k, s in shapes.items()},
-                               {k[len(prefix):]: d for k, d in dtypes.items()}, metadata, read_tensor, prefix)
-        folder_config = _folder_config(path)
+                               {k[len(prefix):]: d for k, d in dtypes.items()}, metadata, read_tensor, prefix, depth)
         if folder_config is not None:
             check_transformer_config(folder_config, plan)
     except ValueError as e:
@@ -178,6 +180,8 @@ def _index_shards(index):
             raise TypeError
     except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError):
         raise CheckpointError(index, "not a valid safetensors index (JSON with a 'weight_map' object)") from None
+    if not weight_map:
+        raise CheckpointError(index, "its weight_map is empty: the index names no tensors and no shard files")
     folder = os.path.dirname(index)
     by_file = {}
     for key, file in weight_map.items():

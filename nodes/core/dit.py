@@ -585,6 +585,11 @@ def dit_config_from_state_dict(shapes):
     required = ["x_embedder.proj.weight", "t_embedder.mlp.0.weight", "y_embedder.y_proj.0.weight",
                 "blocks.0.attn.qkv.weight", "blocks.0.attn.q_norm.weight", "blocks.0.ffn.w1.weight",
                 "blocks.0.pre_crs_attn_norm.weight", "final_layer.linear.weight"]
+    block_ids = {int(k.split(".")[1]) for k in shapes if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+    if block_ids and block_ids != set(range(max(block_ids) + 1)):
+        absent = sorted(set(range(max(block_ids) + 1)) - block_ids)
+        raise ValueError(f"blocks {block_ranges(absent)} missing: block indices must run 0..n-1 without a gap "
+                         f"(the file holds blocks {block_ranges(sorted(block_ids))})")
     missing = [k for k in required if k not in shapes]
     if len(missing) == len(required):
         found = ", ".join(list(shapes)[:3]) or "no keys at all"
@@ -602,10 +607,7 @@ def dit_config_from_state_dict(shapes):
     if hidden_size % HEAD_DIM:
         raise ValueError(f"not a LongCat-Video DiT state dict: hidden size {hidden_size} is not a multiple "
                          f"of the head dim {HEAD_DIM}")
-    block_ids = {int(k.split(".")[1]) for k in shapes if k.startswith("blocks.") and k.split(".")[1].isdigit()}
     depth = len(block_ids)
-    if block_ids != set(range(depth)):
-        raise ValueError(f"not a LongCat-Video DiT state dict: block indices {sorted(block_ids)} are not 0..n-1")
     t_embed, frequency_embedding_size = shapes["t_embedder.mlp.0.weight"]
     return dict(
         hidden_size=hidden_size,
@@ -619,3 +621,14 @@ def dit_config_from_state_dict(shapes):
         patch_size=tuple(patch_size),
         frequency_embedding_size=frequency_embedding_size,
     )
+
+
+def block_ranges(indices):
+    """Sorted block indices as short ranges: [0, 1, 2, 5] -> "0..2, 5"."""
+    runs = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)

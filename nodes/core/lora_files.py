@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .confined_paths import resolve_inside
+from .cooperative import pause
 from .layouts.lora_layouts import common_layout, layouts_naming, other_component, strip_prefix
 from .layouts.module_names import BLOCK_LINEARS, GLOBAL_LINEARS
 from .safetensors_file import ModelFileError, load_tensors, read_safetensors_header, PICKLE_SUFFIXES
@@ -173,6 +174,7 @@ def split_target(module):
 def _group_keys(names):
     groups, unmatched, styles, layouts = {}, [], Counter(), {}
     for key in names:
+        pause()
         for pattern, role in KEY_ROLES:
             m = pattern.match(key)
             if m:
@@ -281,6 +283,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
 
     ratios, ranks, targets, factor_count = {}, set(), {}, 0
     for module, g in sorted(groups.items()):
+        pause()
         _check_group(path, module, g, shapes)
         pieces = len(g.up_blocks) or 1
         if g.diff:

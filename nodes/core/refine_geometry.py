@@ -145,6 +145,8 @@ def trim_frames(frames: torch.Tensor, count: int, skip: int = 0) -> torch.Tensor
     """`count` frames from frame `skip` on (the decoded refinement carries its padding before and after)."""
     if count < 1 or skip < 0:
         raise ValueError(f"count must be at least 1 and skip at least 0, got count {count}, skip {skip}")
+    if skip >= frames.shape[0]:
+        raise ValueError(f"skipping {skip} of {frames.shape[0]} frames leaves no frame to keep (keep {count})")
     if skip + count > frames.shape[0]:
         raise ValueError(f"cannot keep {count} frames after skipping {skip}: there are only {frames.shape[0]} "
                          "frames (connect LongCat Refine Upscale's keep_frames and skip_frames)")

@@ -9,6 +9,8 @@ import struct
 import torch
 from safetensors import safe_open
 
+from .cooperative import pause
+
 DTYPE_SIZES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,  # E8M0: mxfp8 block scales
     "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
@@ -66,6 +68,7 @@ def read_safetensors_header(path, max_header_bytes=MAX_HEADER_BYTES, max_tensors
     data_size = size - 8 - header_len
     for name, info in header.items():
         _check_entry(path, label(name), info, data_size)
+        pause()
     return header, metadata
 
 
@@ -122,6 +125,7 @@ def load_tensors(path, names=None, header_checked=False):
         with safe_open(path, framework="pt", device="cpu") as f:
             for name in names:
                 out[name] = f.get_tensor(name)
+                pause()
     except Exception as e:  # the safetensors library reports corruption with its own exception types
         raise ModelFileError(path, f"cannot read tensors ({e})") from e
     return out

@@ -12,24 +12,50 @@ import folder_paths
 from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
 from ..core.checkpoint import CONFIG_NAME, INDEX_NAME, open_dit_checkpoint
 from ..core.confined_paths import resolve_inside
-from .model_names import confined, resolve_model_file
+from ..core.lru_cache import LruCache
+from .model_names import confined, loop_free_names, resolve_model_file
 
 WEIGHT_DTYPES = ["default", "bf16", "fp16", "fp8_e4m3fn", "fp8_e5m2", "fp32"]
+_folder_kinds = LruCache(1024)  # folder -> holds a checkpoint, per folder mtime
 log = logging.getLogger("longcat")
 
 
 def sharded_folders():
     """{name shown in the UI: folder} for every folder under diffusion_models that holds a shard index, or one
-    .safetensors file with a diffusers config.json naming a LongCat transformer (FastVideo's transformer/)."""
-    found = {}
-    for root in folder_paths.get_folder_paths("diffusion_models"):
-        if not os.path.isdir(root):
+    .safetensors file with a diffusers config.json naming a LongCat transformer (FastVideo's transformer/).
+
+    The candidates are the folders of the .safetensors files ComfyUI lists (no second walk of the model folders,
+    none through a link loop); what each holds is decided once per folder mtime."""
+    roots = folder_paths.get_folder_paths("diffusion_models")
+    candidates = {}
+    for name in loop_free_names("diffusion_models"):
+        name = name.replace(os.sep, "/")
+        if not name.endswith(".safetensors"):
             continue
-        for folder, _, files in os.walk(root, followlinks=True):
-            if INDEX_NAME in files or is_transformer_folder(folder, files):
-                name = os.path.relpath(folder, root).replace(os.sep, "/") + "/"
-                found.setdefault(name, folder)
-    return found
+        root = next((r for r in roots if os.path.isfile(os.path.join(r, name))), None)
+        parts = name.split("/")[:-1] or ["."]
+        for depth in range(1, len(parts) + 1):  # the file's folder and those above it (shards in a subfolder)
+            folder = "/".join(parts[:depth]) + "/"
+            if root is not None:
+                candidates.setdefault(folder, os.path.normpath(os.path.join(root, folder)))
+    return {name: path for name, path in sorted(candidates.items()) if _holds_checkpoint(path)}
+
+
+def _holds_checkpoint(folder):
+    try:
+        version = tuple(os.stat(p).st_mtime_ns if os.path.exists(p) else None
+                        for p in (folder, os.path.join(folder, INDEX_NAME), os.path.join(folder, CONFIG_NAME)))
+    except OSError:
+        return False
+    return _folder_kinds.get_or_build(folder, lambda: _is_checkpoint_folder(folder), version=version)
+
+
+def _is_checkpoint_folder(folder):
+    try:
+        files = os.listdir(folder)
+    except OSError:
+        return False
+    return INDEX_NAME in files or is_transformer_folder(folder, files)
 
 
 def is_transformer_folder(folder, files):
@@ -47,7 +73,7 @@ def is_transformer_folder(folder, files):
 def dit_names():
     """Single files plus sharded folders; the shards themselves are not offered one by one."""
     folders = sharded_folders()
-    files = [f for f in folder_paths.get_filename_list("diffusion_models")
+    files = [f for f in loop_free_names("diffusion_models")
              if f.endswith(".safetensors") and not any(f.replace(os.sep, "/").startswith(d) for d in folders)]
     return sorted(folders) + files
 

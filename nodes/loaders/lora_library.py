@@ -12,7 +12,7 @@ from .model_names import resolve_model_file
 CACHE_SIZE = 4  # full descriptions hold the factors in host memory (the two official files: about 5.7 GB fp32)
 INSPECT_CACHE_SIZE = 64  # header-only descriptions: kilobytes each (a foreign file's unmatched-key list more)
 _read_cache = LruCache(CACHE_SIZE)
-_inspect_cache = LruCache(INSPECT_CACHE_SIZE)  # used by the route's one worker thread
+_inspect_cache = LruCache(INSPECT_CACHE_SIZE)  # used by the route's worker threads
 
 
 def resolve_lora(name):

@@ -1,9 +1,9 @@
 """Apply LongCat LoRA: a strength slider that is the real scale (the UI starts it at the file's alpha/rank)."""
 import logging
 
-import folder_paths
-
 from .lora_library import cached_read, resolve_lora
+from .model_names import loop_free_names
+from ..core.lora_range import check_lora_range
 from ..core.layouts.lora_layouts import layout_title
 from ..model.model_patcher import MODES, LongCatModelPatcher
 
@@ -25,7 +25,7 @@ class LongCatLoraLoader:
         return {"required": {
             "model": ("MODEL", {"tooltip": "A LongCat-Video model from Load LongCat DiT (or another Apply LongCat LoRA: "
                                            "chaining stacks LoRAs)."}),
-            "lora_name": (folder_paths.get_filename_list("loras"), {
+            "lora_name": (loop_free_names("loras"), {
                 "tooltip": "A LoRA from models/loras: the official LongCat files (cfg_step_lora, refinement_lora), "
                            "Kijai's WanVideoWrapper conversions, FastVideo's, DiffSynth / PEFT adapters, kohya, or "
                            "files with split q/k/v. A file is applied whole or not at all; keys of other components "
@@ -56,6 +56,7 @@ class LongCatLoraLoader:
         if not (-10.0 <= strength <= 10.0):
             raise ValueError(f"strength {strength} is outside -10..10")
         description = cached_read(resolve_lora(lora_name), model.lora_shapes())
+        check_lora_range(description, strength, model.model.manual_cast_dtype or model.model.get_dtype())
         message = applied_message(lora_name, description)
         (log.warning if description.skipped_keys else log.info)("Apply LongCat LoRA: %s", message)
         return {"ui": {"text": [message]}, "result": (model.with_lora(description, strength, mode),)}

@@ -32,3 +32,34 @@ def resolve_model_file(folder, name, what):
     if path is None:
         raise ModelNameError(f"'{name}': no such file in the {folder} folders")
     return confined(folder, name, path)
+
+
+def loop_free_names(folder):
+    """ComfyUI's listing of a model folder type (cached by ComfyUI per folder mtime), less the names that reach a
+    file through a directory link loop (`ln -s . loop1` lists every file again under loop1/, loop1/loop1/, ...
+    down to the system's link limit): a name is dropped when one of its folders resolves to the root or to a
+    folder above it. Links to other folders are kept."""
+    roots = folder_paths.get_folder_paths(folder)
+    real = {}
+
+    def resolved(path):
+        if path not in real:
+            real[path] = os.path.realpath(path)
+        return real[path]
+
+    kept = []
+    for name in folder_paths.get_filename_list(folder):
+        parts = name.replace(os.sep, "/").split("/")[:-1]
+        root = next((r for r in roots if os.path.exists(os.path.join(r, name))), None)
+        if root is None or not parts:
+            kept.append(name)
+            continue
+        seen, path = {resolved(root)}, root
+        for part in parts:
+            path = os.path.join(path, part)
+            if resolved(path) in seen:
+                break
+            seen.add(resolved(path))
+        else:
+            kept.append(name)
+    return kept

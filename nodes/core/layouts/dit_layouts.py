@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..dit import LongCatDiT, dit_config_from_state_dict
+from ..dit import LongCatDiT, block_ranges, dit_config_from_state_dict
 from .module_names import LAYOUTS, fused_of, is_linear, pieces_of
 from .quantization import LAYER_PARAMS, LISTED, MARKER, listed, logical_shape, quantized_layers
 
 PLAIN_PARAMS = ("weight", "bias")
+# Depth of the released models by hidden size (LongCat-Video and -Avatar: 48 blocks of 4096). A checkpoint of
+# another size (the tiny test models) has no known depth: a config.json beside it, when there is one, gives it.
+RELEASED_DEPTHS = {4096: 48}
 
 
 class LayoutProblem(ValueError):
@@ -62,10 +65,11 @@ class CheckpointPlan:
         return keys
 
 
-def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix=""):
+def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix="", config_depth=None):
     """Detect the layout of a checkpoint's stored keys ({key: shape}, the whole-model `prefix` already stripped)
-    and plan its mapping onto the native model. Raises LayoutProblem / QuantizationProblem (ValueErrors) saying
-    what is wrong."""
+    and plan its mapping onto the native model. The blocks must run 0..depth-1, with depth what a config.json says
+    (`config_depth`) or else the released models' depth for their hidden size. Raises LayoutProblem /
+    QuantizationProblem (ValueErrors) saying what is wrong."""
     stored = {k: tuple(v) for k, v in shapes.items() if k != MARKER}
     layout, natives, foreign = _closest_layout(stored)
     params = {}
@@ -107,6 +111,7 @@ def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix=""):
         foreign = foreign + unknown
     fused_shapes, missing = _fused_shapes(layout, plain, stored)
     config = _checked_config(layout, fused_shapes, missing, sorted(foreign), stored)
+    _check_depth(config, config_depth)
     if split:
         config["split_fused"] = split
     model_shapes = {}
@@ -136,8 +141,9 @@ def _closest_layout(stored):
             best = (layout, named)
     layout, named = best
     if not named:
+        found = f"first keys {listed(sorted(stored))}" if stored else "it holds no tensors"
         raise LayoutProblem("not a LongCat-Video DiT checkpoint in any known layout (" +
-                            ", ".join(layout.title for layout in LAYOUTS) + f"): first keys {listed(sorted(stored))}")
+                            ", ".join(layout.title for layout in LAYOUTS) + f"): {found}")
     rest = [k for k in stored if k not in named]
     for other in LAYOUTS:
         elsewhere = [k for k in rest if other.to_native(k.rpartition(".")[0]) is not None]
@@ -196,6 +202,22 @@ def _checked_config(layout, shapes, missing, extra, stored):
     return config
 
 
+def _check_depth(config, config_depth):
+    """The weights' blocks (0..depth-1, checked for gaps already) against the depth they should have."""
+    depth = config["depth"]
+    expected = config_depth if config_depth is not None else RELEASED_DEPTHS.get(config["hidden_size"])
+    if expected is None or depth == expected:
+        return
+    source = ("its config.json says the model has" if config_depth is not None else
+              f"the released LongCat-Video DiT of hidden size {config['hidden_size']} has")
+    if depth < expected:
+        problem = f"blocks {block_ranges(range(depth, expected))} missing"
+    else:
+        problem = f"blocks {block_ranges(range(expected, depth))} extra"
+    raise LayoutProblem(f"{problem}: {source} {expected} blocks, the weights hold blocks "
+                        f"{block_ranges(range(depth)) or 'none'}")
+
+
 def _problems(layout, missing, extra, wrong):
     problems = []
     if missing:
@@ -212,12 +234,24 @@ def _stored_name(layout, key):
     return f"{layout.from_native(module)}.{param}"
 
 
-def check_transformer_config(config, plan):
-    """A diffusers `transformer/config.json` beside the weights must describe a LongCat transformer of the
-    size the weights have (FastVideo writes `_class_name` LongCatTransformer3DModel, `depth`, `hidden_size`)."""
+def transformer_config_depth(config):
+    """A diffusers `transformer/config.json` beside the weights must describe a LongCat transformer (FastVideo
+    writes `_class_name` LongCatTransformer3DModel, `depth`, `hidden_size`); the depth it gives (`depth`, or
+    diffusers' `num_layers`), or None."""
     name = config.get("_class_name", "LongCat")
     if "longcat" not in str(name).lower():
         raise LayoutProblem(f"its config.json names {name}, not a LongCat-Video transformer")
-    for key, ours in (("depth", "depth"), ("num_layers", "depth"), ("hidden_size", "hidden_size")):
-        if key in config and config[key] != plan.config[ours]:
-            raise LayoutProblem(f"its config.json says {key} {config[key]}, the weights have {plan.config[ours]}")
+    for key in ("depth", "num_layers"):
+        if key in config:
+            if type(config[key]) is not int or config[key] < 1:
+                raise LayoutProblem(f"its config.json says {key} {config[key]!r:.40}, not a number of blocks")
+            return config[key]
+    return None
+
+
+def check_transformer_config(config, plan):
+    """The config.json's hidden size against the weights' (its depth was checked while planning)."""
+    if "hidden_size" in config and config["hidden_size"] != plan.config["hidden_size"]:
+        raise LayoutProblem(f"its config.json says hidden_size {config['hidden_size']}, the weights have "
+                            f"{plan.config['hidden_size']}")
+

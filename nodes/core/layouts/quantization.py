@@ -12,6 +12,7 @@ Only that description is built here; ComfyUI's mixed-precision ops (comfy/ops.py
 weights. Plain fp8 storage (fp8 weights, no scales) is no quantization format: ComfyUI casts it like any dtype.
 """
 import json
+import math
 
 MARKER = "scaled_fp8"
 OLD_SCALES = {"scale_weight": "weight_scale", "scale_input": "input_scale"}
@@ -64,7 +65,22 @@ def quantized_layers(params, dtypes, metadata, read_tensor, prefix=""):
         if not any(name in p or old in p for name, old in (("weight_scale", "scale_weight"), ("weight_s_rel", None))):
             raise QuantizationProblem(f"quantized layer {layer} ({conf.get('format')}) has no weight_scale: "
                                       "the file is incomplete")
+        if conf["format"] in FP8_DTYPES.values():
+            for name in ("scale_weight", "weight_scale", "scale_input", "input_scale"):
+                if name in p:
+                    _check_fp8_scale(layer, name, read_tensor(p[name]))
     return layers, renamed
+
+
+def _check_fp8_scale(layer, name, scale):
+    """ComfyUI's fp8 layout scales a whole weight (or input) by one number: a scale of another shape fails in the
+    sampler, NaN or Inf gives NaN output, 0 zeroes the layer and a negative one flips its sign."""
+    if scale.numel() != 1 or not scale.is_floating_point():
+        raise QuantizationProblem(f"layer {layer}: its {name} has shape {list(scale.shape)} ({scale.dtype}); fp8 "
+                                  "layers take one float scale per tensor")
+    value = float(scale.float().reshape(-1)[0])
+    if not math.isfinite(value) or value <= 0:
+        raise QuantizationProblem(f"layer {layer}: its {name} is {value}; a scale must be a finite number above 0")
 
 
 def logical_shape(stored_shape, conf):
