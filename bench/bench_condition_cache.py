@@ -40,7 +40,8 @@ def main():
         plain = timed(uncached, device, repeats=3)
         fast = timed(cached, device, repeats=3)  # the cache is warm: every step after the run's first
         grid = (T, H // 2, W // 2)
-        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype),
+        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
+                                                model.attention),
                      device, repeats=3)
     print(f"step, condition frames run too:   {plain:8.3f} s")
     print(f"step from the condition cache:    {fast:8.3f} s   ratio {plain / fast:.2f}x faster")
