@@ -3,6 +3,7 @@ API-format prompt and follow it over the websocket. Used by `python -m nodes.cli
 Imports no ComfyUI code: ComfyUI runs as its own process."""
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -103,6 +104,7 @@ class ComfyServer:
                "--user-directory", str(self.user_dir), "--extra-model-paths-config", str(config)]
         if "--database-url" in (self.root / "comfy" / "cli_args.py").read_text():
             cmd += ["--database-url", "sqlite:///:memory:"]
+        cmd += os.environ.get("COMFYUI_EXTRA_ARGS", "").split()  # e.g. the device check's --front-end-root
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
