@@ -17,10 +17,11 @@ cd "$(dirname "$0")/.."
 PY=${1:-3.12}
 PART_MB=${PART_MB:-40}
 # Packages the device image already holds (KINDS.md, "Python packages already there"), by normalized name.
-DEVICE_HAS="aiohappyeyeballs aiohttp aiosignal attrs certifi charset_normalizer einops filelock frozenlist fsspec
-hf_xet huggingface_hub hypothesis idna jinja2 markupsafe mpmath multidict networkx numpy packaging pillow pluggy
-propcache psutil pytest pyyaml regex requests safetensors scipy sentencepiece setuptools sympy tokenizers torch
-torchaudio torchvision tqdm transformers triton typing_extensions urllib3 yarl"
+DEVICE_HAS="aiofiles aiohappyeyeballs aiohttp aiosignal annotated_doc anyio attrs certifi charset_normalizer click
+colorama einops filelock frozenlist fsspec h11 hf_xet httpcore httpx huggingface_hub hypothesis idna jinja2
+markdown_it_py markupsafe mdurl mpmath multidict networkx numpy packaging pillow pluggy propcache psutil pygments
+pytest pyyaml regex requests rich safetensors scipy sentencepiece setuptools shellingham six sympy tokenizers torch
+torchaudio torchvision tqdm transformers triton typer typing_extensions urllib3 yarl"
 COMFY=$(python -c "from nodes.cli.comfyui_checkout import find_comfyui; print(find_comfyui() or '')")
 [ -n "$COMFY" ] || { echo "no ComfyUI found: run scripts/install.sh or set COMFYUI_PATH"; exit 1; }
 echo "ComfyUI $(python -c "from nodes.cli.comfyui_checkout import comfyui_version; print(comfyui_version('$COMFY'))") at $COMFY"
@@ -53,7 +54,7 @@ rm -rf "$work/bundle/site/comfy_kitchen/backends/hip"
 find "$work/bundle/site" -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} +
 mkdir "$work/bundle/ComfyUI"
 tar -C "$COMFY" --exclude=.git --exclude=./tests --exclude=./tests-unit --exclude=./output --exclude=./input \
-    --exclude=./temp --exclude=./user --exclude=./custom_nodes --exclude=__pycache__ -cf - . \
+    --exclude=./temp --exclude=./user --exclude=__pycache__ -cf - . \
     | tar -C "$work/bundle/ComfyUI" -xf -
 tar -C "$work/bundle" -cf - site ComfyUI | xz -9 -T0 | split -b "${PART_MB}M" -d -a 2 - "$OUT/bundle.tar.xz.part-"
 (cd "$OUT" && ls bundle.tar.xz.part-* > parts.txt && sha256sum bundle.tar.xz.part-* > sha256.txt)
