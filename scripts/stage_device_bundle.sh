@@ -5,8 +5,8 @@
 # as one xz archive in .device_bundle/ (git-ignored). Left out: the web frontend (the check drives the server's
 # API; run_on_device.sh starts it with an empty --front-end-root), the workflow templates and embedded docs, the
 # "non essential" requirements, comfy-kitchen's ROCm build and, unless KITCHEN_CUDA=1, its CUDA extension
-# (comfy-kitchen then uses its Triton and eager backends; 21 MB less). About 33 MB: with the working tree (about
-# 24 MB) it travels in ONE device call (64 MiB a call); KITCHEN_CUDA=1 makes it two parts (PART_MB, 40 by default).
+# (comfy-kitchen then uses its Triton and eager backends; 21 MB less). About 35 MiB: with the working tree (about
+# 23 MiB) it travels in ONE device call (64 MiB a call); KITCHEN_CUDA=1 makes it two parts (PART_MB, 40 by default).
 #
 # Usage: bash scripts/stage_device_bundle.sh [PYTHON_VERSION (3.12)]
 # then one device call (timeout_s 600), carry [".device_bundle"], command `bash bench/run_on_device.sh`
