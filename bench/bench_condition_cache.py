@@ -43,7 +43,8 @@ def main():
         samples = interleaved({"step, condition frames run too": uncached, "step from the condition cache": cached},
                               device, rounds=3)
         grid = (T, H // 2, W // 2)
-        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype),
+        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
+                                                model.attention),
                      device, repeats=3)
     for line in summary(samples, baseline="step, condition frames run too", scale=1, unit="s"):
         print(line)

@@ -54,9 +54,10 @@ def node(comfy_env, name):
     return comfy_env[0].NODE_CLASS_MAPPINGS[name]()
 
 
-def pipeline_output(comfy_env, tensors, name, mode, cached=True):
+def pipeline_output(comfy_env, tensors, name, mode, cached=True, patch=None):
     """Run golden case `name` the way a workflow would, and return the final latent in normalized space.
-    cached=False takes the condition cache off the model: every step then runs the condition frames too."""
+    cached=False takes the condition cache off the model: every step then runs the condition frames too.
+    patch: a function the MODEL passes through before sampling (another node on it)."""
     case = CASES[name]
     pack, mm = comfy_env
     mm.unload_all_models()
@@ -68,6 +69,8 @@ def pipeline_output(comfy_env, tensors, name, mode, cached=True):
     if case["loras"]:
         from test_comfyui_lora_patching import with_loras
         model = with_loras(comfy_env, model, [(LORA_FILES[lora], 0.5) for lora in case["loras"]], mode)
+    if patch is not None:
+        model = patch(model)
     positive = conditioning(tensors, name)
     negative = conditioning(tensors, name, "neg_text") if f"{name}.neg_text" in tensors else positive
     frames = tensors[f"{name}.noise"].shape[2] if f"{name}.noise" in tensors else tensors[f"{name}.eps"].shape[2]

@@ -4,6 +4,7 @@ Imports no ComfyUI code: ComfyUI runs as its own process."""
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -152,6 +153,7 @@ class ComfyServer:
                "--user-directory", str(self.user_dir), "--extra-model-paths-config", str(config)]
         if "--database-url" in (self.root / "comfy" / "cli_args.py").read_text():
             cmd += ["--database-url", "sqlite:///:memory:"]
+        cmd += os.environ.get("COMFYUI_EXTRA_ARGS", "").split()  # e.g. the device check's --front-end-root
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout

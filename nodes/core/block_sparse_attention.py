@@ -30,6 +30,7 @@ _GATHER_BUDGET = 1 << 25  # elements of gathered keys per chunk in the portable 
 
 _kernels = None  # the compiled CUDA path (reorderings and flex attention); False once it turned out unavailable
 _warned_grids = set()
+_said_outside_compile = False
 
 
 def tile_order(x: torch.Tensor, grid, tile=DEFAULT_TILE) -> torch.Tensor:
@@ -137,7 +138,7 @@ def _compiled_or_portable(x, compiled, portable):
     """compiled(kernels) on CUDA while the compiled kernels work, else portable(); a compile or kernel failure
     switches to the portable path for good (it computes the same thing)."""
     global _kernels
-    kernels = _compiled_kernels() if x.is_cuda else None
+    kernels = _compiled_kernels() if x.is_cuda and not torch.compiler.is_compiling() else None
     if kernels:
         try:
             return compiled(kernels)
@@ -252,7 +253,24 @@ class BlockSparseAttention:
         return _tiled(x, grid, self.tile)
 
     def attend_tiled(self, q, k_tiled, v_tiled, grid):
-        """q in token order (whole tile rows), k and v in tile order; the output in token order."""
+        """q in token order (whole tile rows), k and v in tile order; the output in token order. Inside a model
+        that torch.compile traces (TorchCompileModel), it runs outside the compiled graph (`_outside_compile`)."""
+        if torch.compiler.is_compiling():
+            return _outside_compile(self, q, k_tiled, v_tiled, grid)
         k_grid, q_grid = _grids(q, k_tiled, grid)
         keep = _keep_count(k_tiled.shape[2] // math.prod(self.tile), self.sparsity)
         return _sparse_attention(q, k_tiled, v_tiled, q_grid, self.tile, keep)
+
+
+@torch.compiler.disable
+def _outside_compile(backend, q, k_tiled, v_tiled, grid):
+    """Block-sparse attention called from a torch.compile'd model: its tile selection changes with every step's
+    queries and keys, and on CUDA it has compiled kernels of its own (flex attention), so it runs eagerly between
+    the compiled pieces of the block (a graph break before and after it); said once in the log."""
+    global _said_outside_compile
+    if not _said_outside_compile:
+        _said_outside_compile = True
+        log.warning("LongCat block-sparse attention under torch.compile: it runs outside the compiled graph (its "
+                    "tile selection changes every step; its own kernels are compiled already); the rest of each "
+                    "block is compiled")
+    return backend.attend_tiled(q, k_tiled, v_tiled, grid)

@@ -41,12 +41,15 @@ COMPUTE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def fused_on_cuda(fn):
     """The fp32 elementwise islands are memory bound: eagerly each is 5-10 passes over a [tokens, 4096] tensor.
     On CUDA they run as one torch.compile'd kernel each (set LONGCAT_COMPILE=0 to turn that off); elsewhere, or if
-    compiling fails, eagerly with the same math."""
+    compiling fails, eagerly with the same math. Inside a model that torch.compile traces (TorchCompileModel), the
+    plain math is traced with the rest."""
     compiled = None
 
     @functools.wraps(fn)
     def wrapper(*args):
         nonlocal compiled
+        if torch.compiler.is_compiling():
+            return fn(*args)
         if args[0].is_cuda and os.environ.get("LONGCAT_COMPILE", "1") != "0" and compiled is not False:
             try:
                 if compiled is None:
@@ -184,8 +187,14 @@ class Rope3D:
         return assemble(cos_t, cos_h, cos_w), assemble(sin_t, sin_h, sin_w)
 
 
-def dense_attention(q, k, v, grid):
-    """Default self-attention backend: exact softmax(q k^T / sqrt(128)) v. `grid` is unused by dense attention."""
+def sdpa(q, k, v, heads, transformer_options=None):
+    """The default attention kernel: exact softmax(q k^T / sqrt(128)) v, PyTorch's SDPA.
+
+    Every attention of the model (self-attention where no backend replaces it, cross-attention) calls the kernel
+    the model holds (`LongCatDiT.attention`) as `attention(q, k, v, heads, transformer_options=...)`: q, k, v
+    [B, heads, n, 128] -> [B, heads, n, 128]; `transformer_options` is the caller's dict, passed through untouched
+    (ComfyUI's kernels read their overrides from it), unused here.
+    """
     return F.scaled_dot_product_attention(q, k, v)
 
 
@@ -208,15 +217,18 @@ class FrameChunks:
         self.num_cond_frames, self.multiple, self.origin = num_cond_frames, multiple, origin
 
     def __call__(self, parts, start=0, stop=None):
-        """Chunks of the frames [start, stop) (stop: the clip's end when None)."""
+        """Chunks of the frames [start, stop) (stop: the clip's end when None), as a list (not a generator, which
+        torch.compile cannot resume across a graph break)."""
         stop = self.frames if stop is None else stop
         step = max(-(-self.frames // parts), -(-MIN_CHUNK_TOKENS // self.frame_tokens))
         step = max(self.multiple, step // self.multiple * self.multiple)
+        chunks = []
         for first, end in ((0, self.num_cond_frames), (self.num_cond_frames, self.frames)):
             for f in range(max(first, start), min(end, stop), step):
                 frames = slice(f, min(f + step, end, stop))
-                yield slice((f - self.origin) * self.frame_tokens,
-                            (frames.stop - self.origin) * self.frame_tokens), frames
+                chunks.append((slice((f - self.origin) * self.frame_tokens,
+                                     (frames.stop - self.origin) * self.frame_tokens), frames))
+        return chunks
 
 
 class PatchEmbed3D(nn.Module):
@@ -271,8 +283,9 @@ class SelfAttention(nn.Module):
     """Multi-head self-attention with per-head q/k RMSNorm and 3D RoPE, run by the block in two passes over chunks
     of frames: `project` computes q, k, v of every token, then `attend` runs one chunk of queries at a time.
 
-    The attention kernel is a swappable backend `attention_backend(q, k, v, grid)`: q, k, v are [B, heads, n, 128]
-    after norm and RoPE, grid is the (T, H', W') token grid of the whole latent. q and k always hold whole latent
+    Dense attention runs through the model's attention kernel (`sdpa`). A backend `attention_backend(q, k, v, grid)`
+    can replace it: q, k, v are [B, heads, n, 128] after norm and RoPE, grid is the (T, H', W') token grid of the
+    whole latent. q and k always hold whole latent
     frames (T-major), so a backend that needs their frame counts reads them as N_q // (H' W') and N_k // (H' W');
     they are fewer than T for a chunk of queries and for the conditioning frames' own keys.
     A backend may keep its keys in an order of its own (block-sparse attention: tile order). If it has
@@ -288,15 +301,18 @@ class SelfAttention(nn.Module):
         self.q_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
         self.k_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
         self.proj = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
-        self.attention_backend = dense_attention
+        self.attention_backend = None  # None: dense, through the model's attention kernel
 
-    def plan(self, grid, num_cond_frames):
-        """(attention function, key tile or None) of the backend for this grid."""
+    def plan(self, grid, num_cond_frames, attention):
+        """(attention function (q, k, v, grid), key tile or None) for this grid: the backend's, or dense attention
+        through the kernel `attention(q, k, v, heads)`."""
         backend = self.attention_backend
-        if not hasattr(backend, "key_tile"):
+        if backend is not None and not hasattr(backend, "key_tile"):
             return backend, None
-        tile = backend.key_tile(grid, num_cond_frames)
-        return (backend.attend_tiled, tile) if tile else (dense_attention, None)
+        tile = backend.key_tile(grid, num_cond_frames) if backend is not None else None
+        if tile:
+            return backend.attend_tiled, tile
+        return (lambda q, k, v, grid: attention(q, k, v, self.num_heads)), None
 
     def project(self, x, shift, scale, rope, chunks, tile, key_frames, cached_kv=None):
         """Queries, k, v of all tokens of x: modulated, projected, normed and rotated chunk by chunk. k and v:
@@ -361,10 +377,11 @@ class CrossAttention(nn.Module):
         k, v = self.kv_linear(y).view(B, L, 2, self.num_heads, HEAD_DIM).unbind(2)
         return self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
-    def forward(self, x, k, v):
+    def forward(self, x, k, v, attention=sdpa):
+        """x [B, N, C] attends to the caption's k, v through the kernel `attention(q, k, v, heads)`."""
         B, N, C = x.shape
         q = self.q_norm(self.q_linear(x).view(B, N, self.num_heads, HEAD_DIM))
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k, v)
+        out = attention(q.transpose(1, 2), k, v, self.num_heads)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
@@ -403,14 +420,15 @@ class LongCatBlock(nn.Module):
         self.cross_attn = CrossAttention(hidden_size, num_heads, operations=operations, **kw)
         self.ffn = FeedForwardSwiGLU(hidden_size, ffn_hidden, operations=operations, **kw)
 
-    def forward(self, x, y, t_emb, rope, grid, num_cond_tokens, first_frame=0, cached_kv=None, record_kv=None):
+    def forward(self, x, y, t_emb, rope, grid, num_cond_tokens, first_frame=0, cached_kv=None, record_kv=None,
+                attention=sdpa):
         """Updates the residual stream x [B, N, C] in place (and returns it).
 
         x holds the latent frames from `first_frame` on (t_emb [B, T', C] at least up to its last frame), of the
         clip's token grid `grid`, whose leading num_cond_tokens tokens are the condition. Three ways to run: the whole
         clip (first_frame 0); the condition alone to fill a cache (x = the condition, y None, `record_kv` gets this
         block's (k, v) appended); the noisy frames alone (first_frame = the condition's frames) next to the
-        condition's `cached_kv`.
+        condition's `cached_kv`. `attention(q, k, v, heads)`: the attention kernel (see `sdpa`).
 
         Self-attention runs in two passes over chunks of frames: q, k, v of every token first, then attention and
         the gated add one chunk of queries at a time. Cross-attention and the FFN run chunk by chunk too.
@@ -420,7 +438,7 @@ class LongCatBlock(nn.Module):
         frame_tokens = grid[1] * grid[2]
         num_cond_frames = num_cond_tokens // frame_tokens
         last_frame = first_frame + x.shape[1] // frame_tokens
-        attention, tile = self.attn.plan(grid, num_cond_frames)
+        self_attention, tile = self.attn.plan(grid, num_cond_frames, attention)
         chunks = FrameChunks(grid, num_cond_frames, multiple=tile[0] if tile else 1, origin=first_frame)
 
         queries, k, v = self.attn.project(x, shift_msa, scale_msa, rope,
@@ -432,14 +450,15 @@ class LongCatBlock(nn.Module):
             # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
             keys = slice(0, num_cond_tokens) if frames.start < num_cond_frames else slice(None)
             gated_add_(x[:, rows], gate_msa[:, frames],
-                       self.attn.attend(q, k[:, :, keys], v[:, :, keys], grid, attention))
+                       self.attn.attend(q, k[:, :, keys], v[:, :, keys], grid, self_attention))
         del q, k, v
 
         noisy = list(chunks(TOKEN_PARTS, max(first_frame, num_cond_frames), last_frame))
         if noisy:  # conditioning tokens get no cross-attention
             text_k, text_v = self.cross_attn.text_keys(y)
         for rows, _ in noisy:
-            x[:, rows] += self.cross_attn(run_fp32(self.pre_crs_attn_norm, x[:, rows]).to(x.dtype), text_k, text_v)
+            x[:, rows] += self.cross_attn(run_fp32(self.pre_crs_attn_norm, x[:, rows]).to(x.dtype), text_k, text_v,
+                                          attention)
 
         for rows, frames in chunks(TOKEN_PARTS, first_frame, last_frame):
             gated_add_(x[:, rows], gate_mlp[:, frames],
@@ -465,7 +484,13 @@ class FinalLayer(nn.Module):
 
 
 class LongCatDiT(nn.Module):
-    """LongCat-Video DiT. Dimensions come from `dit_config_from_state_dict`; head dim is always 128."""
+    """LongCat-Video DiT. Dimensions come from `dit_config_from_state_dict`; head dim is always 128.
+
+    `attention` is the attention kernel every block calls (see `sdpa`); a host swaps it for its own (ComfyUI's
+    `optimized_attention`, with launch flags and override nodes) by setting the attribute.
+    """
+
+    attention = staticmethod(sdpa)
 
     def __init__(self, hidden_size, depth, num_heads, caption_channels, adaln_tembed_dim, ffn_hidden,
                  in_channels=16, out_channels=16, patch_size=(1, 2, 2), frequency_embedding_size=256,
@@ -486,9 +511,10 @@ class LongCatDiT(nn.Module):
         self.final_layer = FinalLayer(hidden_size, math.prod(patch_size), out_channels, adaln_tembed_dim, **kw)
 
     def set_self_attention(self, fn):
-        """Swap the self-attention kernel of every block (see `SelfAttention`); None restores dense SDPA."""
+        """Swap the self-attention backend of every block (see `SelfAttention`); None restores dense attention
+        through the model's kernel."""
         for block in self.blocks:
-            block.attn.attention_backend = fn or dense_attention
+            block.attn.attention_backend = fn
 
     def residual_dtype(self, x):
         """The reference keeps the residual stream in the weights' dtype. Weights stored in a dtype torch does
@@ -506,7 +532,7 @@ class LongCatDiT(nn.Module):
         num_cond_latents: leading clean conditioning latent frames (their timestep must be 0).
         condition_cache: a ConditionCache: the conditioning frames' keys and values are computed once (the
         reference's KV cache) and only the other frames run through the blocks; the conditioning frames' output is
-        then 0. transformer_options: accepted, unused.
+        then 0. transformer_options: handed to the attention kernel with every call (see `sdpa`).
         """
         B, _, T, H, W = x.shape
         dtype = self.residual_dtype(x)
@@ -523,19 +549,18 @@ class LongCatDiT(nn.Module):
             timestep = timestep[:, None].expand(B, T)
         t_emb = self.embed_timesteps(timestep, dtype)
         rope = Rope3D(grid, x.device)
+        attention = functools.partial(self.attention, transformer_options=transformer_options)
         num_cond_tokens = num_cond_latents * grid[1] * grid[2]
         cached_kv = [None] * len(self.blocks)
         first = 0  # the first latent frame that runs through the blocks
         if condition_cache is not None and num_cond_latents:
-            cond = x[:, :, :num_cond_latents]
-            if B > 1 and bool((cond == cond[:1]).all()):  # one condition for the batch (CFG's cond and uncond)
-                cond = cond[:1]
-            cached_kv = condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype))
+            cached_kv = self.cached_condition(condition_cache, x[:, :, :num_cond_latents], rope, grid, dtype,
+                                              attention)
             first = num_cond_latents
 
         h = self.x_embedder(x[:, :, first:].to(dtype)).contiguous()  # the residual stream, updated in place
         for block, kv in zip(self.blocks, cached_kv):
-            h = block(h, y, t_emb, rope, grid, num_cond_tokens, first, kv)
+            h = block(h, y, t_emb, rope, grid, num_cond_tokens, first, kv, attention=attention)
 
         out = self.final_layer(h, t_emb, FrameChunks(grid, origin=first)(TOKEN_PARTS, first))
         out = rearrange(out, "B (T Hp Wp) (pt ph pw C) -> B C (T pt) (Hp ph) (Wp pw)",
@@ -550,7 +575,17 @@ class LongCatDiT(nn.Module):
         B, T = timestep.shape
         return self.t_embedder(timestep.to(dtype).float().flatten()).view(B, T, -1)
 
-    def condition_kv(self, cond, rope, grid, dtype):
+    @torch.compiler.disable  # compares tensors, a data-dependent decision: under torch.compile it runs eagerly,
+    # one graph break per step before the blocks, which stay whole graphs
+    def cached_condition(self, condition_cache, cond, rope, grid, dtype, attention):
+        """[(k, v) per block] of the clean conditioning frames cond [B, in, n_c, H, W] from `condition_cache`,
+        computed there if it holds another condition; one batch row when the batch shares it (CFG's cond and
+        uncond)."""
+        if cond.shape[0] > 1 and bool((cond == cond[:1]).all()):
+            cond = cond[:1]
+        return condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype, attention))
+
+    def condition_kv(self, cond, rope, grid, dtype, attention):
         """[(k, v) per block] of clean conditioning frames [b, in, n_c, H, W] alone, in the clip's token grid `grid`:
         timestep 0, attending only among themselves, no cross-attention, exactly as they run beside the noisy frames
         (which never influence them)."""
@@ -558,7 +593,7 @@ class LongCatDiT(nn.Module):
         t_emb = self.embed_timesteps(cond.new_zeros(cond.shape[0], cond.shape[2]), dtype)
         kv = []
         for block in self.blocks:
-            h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv)
+            h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv, attention=attention)
         return kv
 
 

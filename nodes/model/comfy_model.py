@@ -19,6 +19,7 @@ from ..core.checkpoint import CheckpointError, fill_parameters
 from ..core.conditioning import condition_frame_count, per_frame_timesteps
 from ..core.dit import ATTENTION_PARTS, COMPUTE_DTYPES, ConditionCache, FrameChunks, LongCatDiT
 from ..core.layouts.quantized_model import fill_modules, split_fused_linears
+from .attention import comfy_kernel
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
@@ -44,12 +45,20 @@ class LongCatComfyDiT(LongCatDiT):
     def __init__(self, *args, dtype=None, split_fused=(), **kwargs):
         super().__init__(*args, dtype=dtype, **kwargs)
         self.dtype = dtype  # BaseModel.get_dtype() reads it
+        self.attention = comfy_kernel()
         split_fused_linears(self, split_fused, kwargs["operations"], dtype, kwargs.get("device"))
 
-    def forward(self, x, timestep, context, control=None, transformer_options={}, denoise_mask=None, **kwargs):
+    def forward(self, x, timestep, context, control=None, transformer_options={}, **kwargs):
+        """Through ComfyUI's DIFFUSION_MODEL wrappers (EasyCache, LazyCache, ...), as core's models run."""
+        return comfy.patcher_extension.WrapperExecutor.new_class_executor(
+            self._forward, self,
+            comfy.patcher_extension.get_all_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL,
+                                                     transformer_options),
+        ).execute(x, timestep, context, control, transformer_options, **kwargs)
+
+    def _forward(self, x, timestep, context, control=None, transformer_options={}, num_cond_latents=0, **kwargs):
         sparse = transformer_options.get(BSA_OPTION)
         self.set_self_attention(BlockSparseAttention(sparse["sparsity"]) if sparse else None)
-        num_cond_latents = 0 if denoise_mask is None else condition_frame_count(denoise_mask)
         cache = transformer_options.get(CONDITION_CACHE) if num_cond_latents >= CACHED_FROM_LATENTS else None
         try:
             return -super().forward(x, timestep, context[:, :TEXT_TOKENS], num_cond_latents=num_cond_latents,
@@ -85,15 +94,16 @@ class LongCatVideoModel(comfy.model_base.BaseModel):
         if cross_attn is not None:  # CONDRegular: batching never pads text rows by repetition
             out["c_crossattn"] = comfy.conds.CONDRegular(cross_attn)
         denoise_mask = kwargs.get("denoise_mask", None)
-        if denoise_mask is not None:  # the condition frames: the model reads n_c off it
-            out["denoise_mask"] = comfy.conds.CONDRegular(denoise_mask)
+        if denoise_mask is not None:  # the condition frames, read off the mask once per run (not in every step,
+            # where reading a tensor's value would break a torch.compile'd graph)
+            out["num_cond_latents"] = comfy.conds.CONDConstant(condition_frame_count(denoise_mask))
         return out
 
-    def process_timestep(self, timestep, x=None, denoise_mask=None, **kwargs):
+    def process_timestep(self, timestep, x=None, num_cond_latents=0, **kwargs):
         """Timestep 0 on the condition frames, the sampler's t on the others."""
-        if denoise_mask is None:
+        if not num_cond_latents:
             return timestep
-        return per_frame_timesteps(timestep, x.shape[2], condition_frame_count(denoise_mask))
+        return per_frame_timesteps(timestep, x.shape[2], num_cond_latents)
 
     def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
         """The condition frames go into the model clean, at every step (not re-noised to the step's sigma)."""
@@ -112,7 +122,9 @@ class LongCatVideoConfig(comfy.supported_models_base.BASE):
 
 
 WEIGHT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
-                 "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+                 "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn,
+                 "fp8_e5m2": torch.float8_e5m2}
+FP8_MATMUL = "fp8_e4m3fn_fast"  # fp8 weights multiplied in fp8 (core's UNETLoader choice of the same name)
 
 
 def pick_dtypes(choice, parameters, stored_dtype, quantized=False):
@@ -144,12 +156,15 @@ def check_quantization(checkpoint, choice):
                                                "weight_dtype default (or bf16 / fp16 / fp32 for its other layers)")
 
 
-def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None):
+def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None, fp8_matmul=False):
     """A LongCatModelPatcher around a LongCatVideoModel, its parameters filled from the streaming `checkpoint`.
-    Quantized layers get ComfyUI's mixed-precision ops, picked from the per-layer configs as core does
-    (comfy/utils.py detect_layer_quantization -> model_config.quant_config -> comfy/ops.py pick_operations)."""
+    Layers come from comfy/ops.py pick_operations, as core's models get them: quantized layers ComfyUI's
+    mixed-precision ops, picked from the per-layer configs (comfy/utils.py detect_layer_quantization ->
+    model_config.quant_config); fp8 weights its fp8 matmul ops where `fp8_matmul` or `--fast` asks and the device
+    computes in fp8."""
     config = LongCatVideoConfig(dict(checkpoint.config))
     config.set_inference_dtype(weight_dtype, manual_cast_dtype)
+    config.optimizations["fp8"] = fp8_matmul
     offload_device = mm.unet_offload_device()
     if checkpoint.plan.quantized:
         config.quant_config = comfy.utils.detect_layer_quantization(
