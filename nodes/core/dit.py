@@ -30,6 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from .condition_offload import OffloadedKV
+
 log = logging.getLogger(__name__)
 
 HEAD_DIM = 128
@@ -530,7 +532,8 @@ class LongCatDiT(nn.Module):
             cond = x[:, :, :num_cond_latents]
             if B > 1 and bool((cond == cond[:1]).all()):  # one condition for the batch (CFG's cond and uncond)
                 cond = cond[:1]
-            cached_kv = condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype))
+            cached_kv = condition_cache.get(
+                cond, lambda: self.condition_kv(cond, rope, grid, dtype, condition_cache.new_store()))
             first = num_cond_latents
 
         h = self.x_embedder(x[:, :, first:].to(dtype)).contiguous()  # the residual stream, updated in place
@@ -550,13 +553,14 @@ class LongCatDiT(nn.Module):
         B, T = timestep.shape
         return self.t_embedder(timestep.to(dtype).float().flatten()).view(B, T, -1)
 
-    def condition_kv(self, cond, rope, grid, dtype):
+    def condition_kv(self, cond, rope, grid, dtype, kv=None):
         """[(k, v) per block] of clean conditioning frames [b, in, n_c, H, W] alone, in the clip's token grid `grid`:
         timestep 0, attending only among themselves, no cross-attention, exactly as they run beside the noisy frames
-        (which never influence them)."""
+        (which never influence them). Each block's (k, v) is appended to `kv` as soon as it is made (a list, or a
+        store in CPU memory: ConditionCache.new_store)."""
         h = self.x_embedder(cond.to(dtype)).contiguous()
         t_emb = self.embed_timesteps(cond.new_zeros(cond.shape[0], cond.shape[2]), dtype)
-        kv = []
+        kv = [] if kv is None else kv
         for block in self.blocks:
             h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv)
         return kv
@@ -564,20 +568,34 @@ class LongCatDiT(nn.Module):
 
 class ConditionCache:
     """The conditioning frames' keys and values for one sampling run (they never change while it samples: clean,
-    timestep 0, attending only to themselves). Holds one condition; a different one replaces it."""
+    timestep 0, attending only to themselves). Holds one condition; a different one replaces it.
 
-    def __init__(self):
+    offload: keep them in CPU memory and hand them to the compute device block by block as the blocks run (the
+    reference's `offload_kv_cache`; see condition_offload.OffloadedKV), page-locked by `pin(tensor) -> bool` and
+    released by `unpin(tensor)` when given (ComfyUI's pin_memory / unpin_memory). `release()` frees them now."""
+
+    def __init__(self, offload=False, pin=None, unpin=None):
+        self.offload, self.pin, self.unpin = offload, pin, unpin
         self.condition = None
         self.kv = None
+
+    def new_store(self):
+        """What a computation appends each block's (k, v) to: a list on the compute device, or an OffloadedKV."""
+        return OffloadedKV(self.pin, self.unpin) if self.offload else []
 
     def get(self, condition, compute):
         held = self.condition
         if held is None or held.shape != condition.shape or held.dtype != condition.dtype or \
                 held.device != condition.device or not torch.equal(held, condition):
-            self.kv = None  # free the old one before computing the new one
+            self.release()  # free the old one before computing the new one
             self.kv = compute()
             self.condition = condition.clone()
         return self.kv
+
+    def release(self):
+        if isinstance(self.kv, OffloadedKV):
+            self.kv.release()
+        self.kv = self.condition = None
 
 
 def dit_config_from_state_dict(shapes):
