@@ -30,7 +30,7 @@ SEGMENT_INPUTS = {
 }
 CONDITION_CACHE = {"condition_cache": (CHOICES, {"default": "auto", "tooltip":
                                                  "Where each segment keeps its condition's keys and values (4.5 GiB "
-                                                 "at 480p, 11 GiB at 720p, bf16). auto: in CPU memory when the card "
+                                                 "at 480p, 21 GiB at 720p, bf16). auto: in CPU memory when the card "
                                                  "cannot hold them with the weights and the step (the log says "
                                                  "which); gpu: on the card; cpu: in pinned CPU memory, streamed to "
                                                  "the card block by block (same video, a little slower)."})}
