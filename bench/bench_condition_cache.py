@@ -9,13 +9,12 @@ Usage: python bench/bench_condition_cache.py [rounds]
 import os
 import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import FULL_CONFIG, LATENT_480P, SMALL_CONFIG, build_random_dit, device_name, load_pack, \
-    random_inputs  # noqa: E402
+    random_inputs, timed  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.dit import ConditionCache, Rope3D  # noqa: E402
@@ -31,16 +30,6 @@ def pinning(device):
     cudart = torch.cuda.cudart()
     return (lambda t: cudart.cudaHostRegister(t.data_ptr(), t.nbytes, 0) == 0,
             lambda t: cudart.cudaHostUnregister(t.data_ptr()))
-
-
-def seconds(fn, device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main(rounds=9):
@@ -70,10 +59,10 @@ def main(rounds=9):
         del outputs
         for _ in range(rounds):
             for name, fn in ways.items():
-                times[name].append(seconds(fn, device))
+                times[name].append(timed(fn, device, warmup=0))
         grid = (T, H // 2, W // 2)
-        fill = [seconds(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
-                                                   store), device)
+        fill = [timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
+                                                 store), device, warmup=0)
                 for store in ([], ConditionCache(True).new_store())]
     cache_mib = sum(p.nbytes for kv in offloaded.kv.blocks for p in kv) / 2 ** 20
     offloaded.release()

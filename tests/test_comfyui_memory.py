@@ -21,14 +21,21 @@ STAGES = {  # latent [T, H, W], block-sparse attention, the refinement LoRA's ta
 }
 
 
-@pytest.fixture(scope="module")
-def full_size_model(comfy_env):
-    """The 13.6B LongCat model as ComfyUI builds it (bf16), on the meta device: nothing allocated."""
-    pack, _ = comfy_env
-    comfy_model = sys.modules[pack.__name__ + ".nodes.model.comfy_model"]
-    config = comfy_model.LongCatVideoConfig(dict(FULL))
+def meta_model(comfy_env, depth=FULL["depth"]):
+    """The LongCat model at full width as ComfyUI builds it (bf16), on the meta device: nothing allocated."""
+    config = comfy_model_module(comfy_env).LongCatVideoConfig(dict(FULL, depth=depth))
     config.set_inference_dtype(torch.bfloat16, None)
     return config.get_model({}, "", device="meta")
+
+
+def comfy_model_module(comfy_env):
+    return sys.modules[comfy_env[0].__name__ + ".nodes.model.comfy_model"]
+
+
+@pytest.fixture(scope="module")
+def full_size_model(comfy_env):
+    """The 13.6B LongCat model."""
+    return meta_model(comfy_env)
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["no LoRA", "runtime LoRA"])
@@ -47,11 +54,8 @@ def test_memory_estimate_covers_a_continuation_with_its_condition_cache(comfy_en
     """480p continuation, 13 condition frames (4 latents) cached: the estimate, told the condition length before
     the run (as condition_per_run does), covers the measured peak of a cached step, cache included; the
     model is two blocks deep here so that the cache's share per block is measured, not assumed."""
-    pack, _ = comfy_env
-    comfy_model = sys.modules[pack.__name__ + ".nodes.model.comfy_model"]
-    config = comfy_model.LongCatVideoConfig(dict(FULL, depth=2))
-    config.set_inference_dtype(torch.bfloat16, None)
-    model = config.get_model({}, "", device="meta")
+    comfy_model = comfy_model_module(comfy_env)
+    model = meta_model(comfy_env, depth=2)
     latent = STAGES["480p / 93 frames"][0]
     peak = fake_memory.step_peak(dit, block_sparse_attention, 2, latent, "cpu", num_cond_latents=4, cached=True)
     plain = model.memory_required([1, 16, *latent])
@@ -135,11 +139,8 @@ def test_memory_estimate_of_an_offloaded_condition_cache(comfy_env):
     """The same continuation with the condition cache in CPU memory (four blocks deep, so that the offloaded cache
     differs from the whole one): the estimate keeps two blocks of the cache (the two buffers the blocks take turns
     in), drops by no more than the measured peak of a cached step does, and still covers that peak."""
-    pack, _ = comfy_env
-    comfy_model = sys.modules[pack.__name__ + ".nodes.model.comfy_model"]
-    config = comfy_model.LongCatVideoConfig(dict(FULL, depth=4))
-    config.set_inference_dtype(torch.bfloat16, None)
-    model = config.get_model({}, "", device="meta")
+    comfy_model = comfy_model_module(comfy_env)
+    model = meta_model(comfy_env, depth=4)
     latent = STAGES["480p / 93 frames"][0]
     shape = [1, 16, *latent]
     plain = model.memory_required(shape)
