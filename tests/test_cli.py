@@ -222,3 +222,16 @@ def wait_for_history(url, timeout=600):
             return done[0]
         time.sleep(1)
     raise TimeoutError(f"nothing finished on {url} in {timeout} s")
+
+
+def test_the_prompt_option_sets_the_first_clips_prompt_only():
+    """`run --prompt` replaces the first clip's prompt; the story's continuation prompts, the negative prompt and
+    the refinement's empty prompt stay as the workflow has them."""
+    from longcat_pack.nodes.cli.workflow_runner import with_prompt_text
+    from longcat_pack.nodes.workflows.catalog import SHIPPED
+    from longcat_pack.nodes.workflows.graph import api_format
+    for name in ("longcat_story", "longcat_t2v_base_refine"):
+        before = api_format(SHIPPED[name]())
+        after = with_prompt_text(before, "a red fox", None)
+        changed = {before[k]["_meta"]["title"] for k in before if before[k] != after[k]}
+        assert changed == ({"Prompt 0: the first clip"} if name == "longcat_story" else {"Prompt"})

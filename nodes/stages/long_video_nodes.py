@@ -13,8 +13,8 @@ import comfy.sample
 import comfy.utils
 
 from ..core.conditioning import conditioned_latent
-from ..model.condition_offload import CHOICES, CONDITION_OFFLOAD
 from ..core.refine_geometry import refine_frame_plan, trim_frames, upscale_frames
+from ..model.condition_offload import CHOICES, CONDITION_OFFLOAD
 from .condition_nodes import LENGTH, VAE, continuation_cond_latent, encode, refine_condition_clip
 from .refine_nodes import RESOLUTIONS, refine_size
 from .segment_prompts import PROMPTS, log_prompt_plan, segment_prompt, with_positive
