@@ -1,9 +1,10 @@
-"""One video-continuation step with the condition cache (the reference's KV cache: the 4 condition latents' keys
-and values computed once, the 20 noisy latents run alone) against the same step running the condition frames too
-(the reference without the cache), at 480p/93 frames with num_cond_frames 13. Both ways give the same noisy-frame
-output (checked here). The two are timed in interleaved rounds (min and median of each and of the ratios paired by
-round). Full size (48 blocks, bf16) on a GPU; a scaled-down model and grid on CPU.
-Usage: python bench/bench_condition_cache.py
+"""One video-continuation step at 480p/93 frames with num_cond_frames 13 (4 condition latents), three ways:
+the condition frames run too (the reference without its KV cache), from the condition cache on the device, and from
+the cache offloaded to CPU memory (the reference's offload_kv_cache: pinned on CUDA, each block's k and v copied
+in while the block before runs). All three give the same noisy-frame output (checked here). Rounds interleave the
+three; min and median per way. Full size (48 blocks, bf16) on a GPU; a scaled-down model and grid on CPU, where
+"offloaded" only measures the bookkeeping (the CPU is the device's memory already).
+Usage: python bench/bench_condition_cache.py [rounds]
 """
 import os
 import statistics
@@ -22,7 +23,16 @@ CONDITION_LATENTS = 4  # 13 frames
 LATENT_SMALL = (24, 8, 16)  # the CPU stand-in: the same 24 latent frames on a smaller picture
 
 
-def main():
+def pinning(device):
+    """pin / unpin as ComfyUI's pin_memory does it (page-locking host tensors in place), on CUDA only."""
+    if device.type != "cuda":
+        return ()
+    cudart = torch.cuda.cudart()
+    return (lambda t: cudart.cudaHostRegister(t.data_ptr(), t.nbytes, 0) == 0,
+            lambda t: cudart.cudaHostUnregister(t.data_ptr()))
+
+
+def main(rounds=9):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     full = device.type == "cuda"
     config = FULL_CONFIG if full else SMALL_CONFIG
@@ -34,25 +44,37 @@ def main():
     x, context = random_inputs(config, (T, H, W), dtype, device)
     t = torch.full((1, T), 700.0, device=device)
     t[:, :CONDITION_LATENTS] = 0
-    cache = ConditionCache()
+    on_device, offloaded = ConditionCache(), ConditionCache(True, *pinning(device))
+    ways = {
+        "step, condition frames run too": lambda: model(x, t, context, num_cond_latents=CONDITION_LATENTS),
+        "step, cache on the device": lambda: model(x, t, context, num_cond_latents=CONDITION_LATENTS,
+                                                   condition_cache=on_device),
+        "step, cache offloaded to CPU": lambda: model(x, t, context, num_cond_latents=CONDITION_LATENTS,
+                                                      condition_cache=offloaded),
+    }
+    times = {name: [] for name in ways}
     with torch.inference_mode():
-        uncached = lambda: model(x, t, context, num_cond_latents=CONDITION_LATENTS)  # noqa: E731
-        cached = lambda: model(x, t, context, num_cond_latents=CONDITION_LATENTS, condition_cache=cache)  # noqa: E731
-        difference = (uncached()[:, :, CONDITION_LATENTS:] - cached()[:, :, CONDITION_LATENTS:]).abs().max()
-        # the cache is warm: every step after the run's first
-        samples = interleaved({"step, condition frames run too": uncached, "step from the condition cache": cached},
-                              device, rounds=3)
+        outputs = [fn()[:, :, CONDITION_LATENTS:] for fn in ways.values()]  # warm-up; fills both caches
+        difference = max(float((out - outputs[1]).abs().max()) for out in outputs)
+        del outputs
+        for _ in range(rounds):
+            for name, fn in ways.items():
+                times[name].append(timed(fn, device, warmup=0))
         grid = (T, H // 2, W // 2)
-        fill = timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
-                                                model.attention),
-                     device, repeats=3)
-    for line in summary(samples, baseline="step, condition frames run too", scale=1, unit="s"):
-        print(line)
-    faster = paired_ratios(samples, "step, condition frames run too", "step from the condition cache")
-    print(f"the cache is faster by, paired by round: min {min(faster):.2f}x, median {statistics.median(faster):.2f}x")
-    print(f"filling the cache (once per run): {fill:8.3f} s")
-    print(f"max abs difference of the noisy frames: {float(difference):.2e}")
+        fill = [timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
+                                                 model.attention, store), device, warmup=0)
+                for store in ([], ConditionCache(True).new_store())]
+    cache_mib = sum(p.nbytes for kv in offloaded.kv.blocks for p in kv) / 2 ** 20
+    offloaded.release()
+    baseline = statistics.median(times["step, cache on the device"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:32s} min {min(values):8.3f} s   median {median:8.3f} s   "
+              f"{median / baseline:5.2f}x the on-device cache's median")
+    print(f"filling the cache (once per run): on the device {fill[0]:.3f} s, into CPU memory {fill[1]:.3f} s")
+    print(f"condition cache: {cache_mib:.1f} MiB ({rounds} interleaved rounds)")
+    print(f"max abs difference of the noisy frames between the three ways: {difference:.2e}")
 
 
 if __name__ == "__main__":
-    main()
+    main(*(int(a) for a in sys.argv[1:]))

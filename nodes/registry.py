@@ -6,6 +6,7 @@ from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, Lon
 from .loaders.dit_loader import LongCatDiTLoader
 from .stages.guidance_node import LongCatCFGZeroStar
 from .stages.long_video_nodes import LongCatLongVideo, LongCatRefineLongVideo
+from .stages.segment_prompts import LongCatSegmentPrompts
 from .loaders.lora_node import LongCatLoraLoader
 from .stages.refine_nodes import LongCatRefineUpscale, LongCatTrimFrames
 from .stages.sigmas_node import LongCatSigmas
@@ -26,6 +27,7 @@ NODE_CLASS_MAPPINGS = {
     "LongCatRefineCondition": LongCatRefineCondition,
     "LongCatLongVideo": LongCatLongVideo,
     "LongCatRefineLongVideo": LongCatRefineLongVideo,
+    "LongCatSegmentPrompts": LongCatSegmentPrompts,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -42,4 +44,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatRefineCondition": "LongCat Refine Condition",
     "LongCatLongVideo": "LongCat Long Video (continue N times)",
     "LongCatRefineLongVideo": "LongCat Refine Long Video (segment by segment)",
+    "LongCatSegmentPrompts": "LongCat Segment Prompts (a prompt per segment)",
 }

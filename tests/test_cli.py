@@ -297,3 +297,16 @@ def test_the_console_says_what_long_nodes_do_and_how_fast(capsys):
         "  Continue the clip, segment after segment", "    segment 1/2: encoding the last 5 frames",
         "    step 1/4", "    step 2/4 (2.0 s/step)", "    step 3/4 (2.0 s/step)", "    segment 1/2: decoding 9 frames",
         "    step 1/14", "    (11.0 s)"]
+
+
+def test_the_prompt_option_sets_the_first_clips_prompt_only():
+    """`run --prompt` replaces the first clip's prompt; the story's continuation prompts, the negative prompt and
+    the refinement's empty prompt stay as the workflow has them."""
+    from longcat_pack.nodes.cli.workflow_runner import with_prompt_text
+    from longcat_pack.nodes.workflows.catalog import SHIPPED
+    from longcat_pack.nodes.workflows.graph import api_format
+    for name in ("longcat_story", "longcat_t2v_base_refine"):
+        before = api_format(SHIPPED[name]())
+        after = with_prompt_text(before, "a red fox", None)
+        changed = {before[k]["_meta"]["title"] for k in before if before[k] != after[k]}
+        assert changed == ({"Prompt 0: the first clip"} if name == "longcat_story" else {"Prompt"})

@@ -92,3 +92,79 @@ def test_refine_long_video_takes_any_segment_length_exactly(comfy_env, vae, guid
     refined = node(comfy_env, "LongCatRefineLongVideo").refine(
         guider, euler(), sigmas, vae, 3, frames(13, 64, 64, seed=4), 10, 5, "same as input", False)[0]
     assert refined.shape == (26, 64, 64, 3)
+
+
+@pytest.fixture(scope="module")
+def golden():
+    from safetensors.torch import load_file
+    from conftest import GOLDEN
+    return load_file(str(GOLDEN / "pipeline_cases.safetensors"))
+
+
+def golden_segments(comfy_env, vae, golden, monkeypatch, prompts, condition_cache="auto"):
+    """LongCat Long Video, 2 continuations, each made as the golden continuation `vc_kv` is (its condition latents
+    and initial noise in place of the VAE's encoding of the previous segment and a seeded draw; distill LoRA, 3
+    distill steps), the guider's own prompt a zero prompt, `prompts` the story. Returns each continuation's sampled
+    latent, normalized as the golden output."""
+    import sys
+    import comfy.sample
+    from test_comfyui_lora_patching import with_loras
+    from test_comfyui_pipeline_cases import outputs, stock
+    comfy_env[1].unload_all_models()
+    loop = sys.modules[comfy_env[0].__name__ + ".nodes.stages.long_video_nodes"]
+    model = node(comfy_env, "LongCatDiTLoader").load("longcat_tiny.safetensors", "fp32")[0]
+    model = with_loras(comfy_env, model, [("lora_distill.safetensors", 0.5)], "merge")
+    guider = outputs(stock("BasicGuider").execute(model, POSITIVE))[0]
+    monkeypatch.setattr(loop, "continuation_cond_latent", lambda vae, video, n: golden["vc_kv.cond_raw"])
+    monkeypatch.setattr(comfy.sample, "prepare_noise", lambda samples, seed: golden["vc_kv.noise"].clone())
+    sampled, real = [], loop.sample_segment
+    monkeypatch.setattr(loop, "sample_segment", lambda *args: sampled.append(real(*args)) or sampled[-1])
+    sigmas = node(comfy_env, "LongCatSigmas").sigmas("distill", 3, 0.5)[0]
+    video = node(comfy_env, "LongCatLongVideo").extend(guider, euler(), sigmas, vae, 7, frames(13, 64, 96), 2, 5, 17,
+                                                       prompts, condition_cache)[0]
+    assert video.shape == (13 + 2 * 12, 64, 96, 3)
+    assert guider.original_conds["positive"][0]["cross_attn"].abs().max() == 0  # the given guider is unchanged
+    return [model.model.process_latent_in(out) for out in sampled]
+
+
+def golden_error(latent, golden):
+    return (latent - golden["vc_kv.out"]).abs().max().item()
+
+
+def test_each_continuation_samples_with_its_own_prompt(comfy_env, vae, golden, monkeypatch):
+    """The story [prompt 0, A, B] and [prompt 0, B, A] with A the golden continuation's prompt: the continuation
+    that gets A reproduces the reference's output (1e-3, the README's threshold), the one that gets B does not."""
+    from test_comfyui_pipeline_cases import conditioning
+    a, b = conditioning(golden, "vc_kv"), conditioning(golden, "i2v_distill")
+    first = golden_segments(comfy_env, vae, golden, monkeypatch, [POSITIVE, a, b])
+    assert golden_error(first[0], golden) <= 1e-3 and golden_error(first[1], golden) > 1e-2
+    second = golden_segments(comfy_env, vae, golden, monkeypatch, [POSITIVE, b, a])
+    assert golden_error(second[0], golden) > 1e-2 and golden_error(second[1], golden) <= 1e-3
+
+
+def test_the_last_prompt_carries_on_and_the_offloaded_cache_changes_nothing(comfy_env, vae, golden, monkeypatch,
+                                                                             caplog):
+    """[prompt 0, A] for 2 continuations: both sample with A (the log says so). With the condition cache in CPU
+    memory (condition_cache cpu) the continuations are bit for bit those of the cache on the device."""
+    import logging
+    from test_comfyui_pipeline_cases import conditioning
+    story = [POSITIVE, conditioning(golden, "vc_kv")]
+    with caplog.at_level(logging.INFO, logger="longcat"):
+        on_device = golden_segments(comfy_env, vae, golden, monkeypatch, story, "gpu")
+    assert all(golden_error(latent, golden) <= 1e-3 for latent in on_device)
+    assert "continuations 2 to 2 repeat prompt 1" in caplog.text
+    assert caplog.text.count("on the compute device (as chosen)") == 2
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="longcat"):
+        offloaded = golden_segments(comfy_env, vae, golden, monkeypatch, story, "cpu")
+    assert caplog.text.count("in CPU memory, streamed to the card block by block (as chosen)") == 2
+    assert all(torch.equal(a, b) for a, b in zip(on_device, offloaded))
+
+
+def test_segment_prompts_keep_their_order_and_refuse_gaps(comfy_env):
+    prompts = [[[torch.full((1, 512, 256), float(i)), {}]] for i in range(4)]
+    collect = node(comfy_env, "LongCatSegmentPrompts").collect
+    story = collect(prompts[0], prompt_2=prompts[2], prompt_1=prompts[1], prompt_3=prompts[3])[0]
+    assert story == prompts
+    with pytest.raises(ValueError, match="prompt_2 is not connected but prompt_3 is"):
+        collect(prompts[0], prompt_1=prompts[1], prompt_3=prompts[3])

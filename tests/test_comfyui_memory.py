@@ -18,14 +18,21 @@ STAGES = {  # latent [T, H, W], block-sparse attention, the refinement LoRA's ta
 }
 
 
-@pytest.fixture(scope="module")
-def full_size_model(comfy_env):
-    """The 13.6B LongCat model as ComfyUI builds it (bf16), on the meta device: nothing allocated."""
-    pack, _ = comfy_env
-    comfy_model = sys.modules[pack.__name__ + ".nodes.model.comfy_model"]
-    config = comfy_model.LongCatVideoConfig(dict(FULL))
+def meta_model(comfy_env, depth=FULL["depth"]):
+    """The LongCat model at full width as ComfyUI builds it (bf16), on the meta device: nothing allocated."""
+    config = comfy_model_module(comfy_env).LongCatVideoConfig(dict(FULL, depth=depth))
     config.set_inference_dtype(torch.bfloat16, None)
     return config.get_model({}, "", device="meta")
+
+
+def comfy_model_module(comfy_env):
+    return sys.modules[comfy_env[0].__name__ + ".nodes.model.comfy_model"]
+
+
+@pytest.fixture(scope="module")
+def full_size_model(comfy_env):
+    """The 13.6B LongCat model."""
+    return meta_model(comfy_env)
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["no LoRA", "runtime LoRA"])
@@ -44,11 +51,8 @@ def test_memory_estimate_covers_a_continuation_with_its_condition_cache(comfy_en
     """480p continuation, 13 condition frames (4 latents) cached: the estimate, told the condition length before
     the run (as condition_per_run does), covers the measured peak of a cached step, cache included; the
     model is two blocks deep here so that the cache's share per block is measured, not assumed."""
-    pack, _ = comfy_env
-    comfy_model = sys.modules[pack.__name__ + ".nodes.model.comfy_model"]
-    config = comfy_model.LongCatVideoConfig(dict(FULL, depth=2))
-    config.set_inference_dtype(torch.bfloat16, None)
-    model = config.get_model({}, "", device="meta")
+    comfy_model = comfy_model_module(comfy_env)
+    model = meta_model(comfy_env, depth=2)
     latent = STAGES["480p / 93 frames"][0]
     peak = fake_memory.step_peak(dit, block_sparse_attention, 2, latent, "cpu", num_cond_latents=4, cached=True)
     plain = model.memory_required([1, 16, *latent])
@@ -126,3 +130,58 @@ def test_refinement_stage_runs_partially_loaded_with_the_runtime_lora(comfy_env,
     assert all(lowvram and mode == "runtime" and cast > 0 for lowvram, mode, cast in partial_calls)
     torch.testing.assert_close(low, full, atol=1e-5, rtol=1e-5)
     mm.unload_all_models()
+
+
+def test_memory_estimate_of_an_offloaded_condition_cache(comfy_env):
+    """The same continuation with the condition cache in CPU memory (four blocks deep, so that the offloaded cache
+    differs from the whole one): the estimate keeps two blocks of the cache (the two buffers the blocks take turns
+    in), drops by no more than the measured peak of a cached step does, and still covers that peak."""
+    comfy_model = comfy_model_module(comfy_env)
+    model = meta_model(comfy_env, depth=4)
+    latent = STAGES["480p / 93 frames"][0]
+    shape = [1, 16, *latent]
+    plain = model.memory_required(shape)
+    model.cached_condition_latents = 4
+    on_card = model.memory_required(shape)
+    model.condition_offload = True
+    offloaded = model.memory_required(shape)
+    block = 2 * 4 * (latent[1] // 2) * (latent[2] // 2) * FULL["hidden_size"] * 2  # k, v of one block; bf16
+    assert on_card - plain == pytest.approx(comfy_model.MARGIN * 4 * block)
+    assert offloaded - plain == pytest.approx(comfy_model.MARGIN * 2 * block)
+    # measured where the host copies do not count (fake CUDA tensors): the estimate drops by no more than the
+    # measured peak does, and still covers it
+    peak = fake_memory.step_peak(dit, block_sparse_attention, 4, latent, "cuda", num_cond_latents=4, cached=True,
+                                 offload=True)
+    on_card_peak = fake_memory.step_peak(dit, block_sparse_attention, 4, latent, "cuda", num_cond_latents=4,
+                                         cached=True)
+    assert peak <= offloaded, f"estimate {offloaded / 2**30:.2f} GiB, peak {peak / 2**30:.2f} GiB"
+    assert (on_card - offloaded) / comfy_model.MARGIN <= on_card_peak - peak
+
+
+def test_auto_offloads_the_condition_cache_when_the_card_is_tight(comfy_env, monkeypatch, caplog):
+    """auto on a CUDA load device: the cache goes to CPU memory when the weights still to load, the step and the
+    whole cache do not fit in the free memory, and stays on the card when they do; the log says which and why.
+    gpu / cpu are taken as given; another device keeps the cache where the model is."""
+    import logging
+    pack, mm = comfy_env
+    offload = sys.modules[pack.__name__ + ".nodes.model.condition_offload"]
+    patcher = pack.NODE_CLASS_MAPPINGS["LongCatDiTLoader"]().load("longcat_tiny.safetensors", "fp32")[0].clone()
+    patcher.model.cached_condition_latents = 2
+    shape = (1, 16, 5, 8, 12)
+    need = patcher.model_size() - patcher.loaded_size() + patcher.model.memory_required([2, 16, 5, 8, 12])
+    assert offload.offload_condition(patcher, "auto", shape) is False  # the CPU: nowhere else to put it
+    patcher.load_device = torch.device("cuda", 0)
+    reserved = mm.extra_reserved_memory()
+    with caplog.at_level(logging.INFO, logger="longcat"):
+        monkeypatch.setattr(mm, "get_free_memory", lambda device=None, torch_free_too=False: need + reserved - 1)
+        assert offload.offload_condition(patcher, "auto", shape) is True
+        monkeypatch.setattr(mm, "get_free_memory", lambda device=None, torch_free_too=False: need + reserved)
+        assert offload.offload_condition(patcher, "auto", shape) is False
+        assert offload.offload_condition(patcher, "gpu", shape) is False
+        assert offload.offload_condition(patcher, "cpu", shape) is True
+    lines = [r.getMessage() for r in caplog.records]
+    assert "in CPU memory" in lines[0] and "GiB free on cuda:0" in lines[0]
+    assert "on the compute device (auto:" in lines[1]
+    with pytest.raises(ValueError, match="'card' is not one of auto, gpu, cpu"):
+        offload.offload_condition(patcher, "card", shape)
+    patcher.model.cached_condition_latents = 0

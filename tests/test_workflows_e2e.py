@@ -41,6 +41,7 @@ EXPECTED = {
     "longcat_video_continue": (DEMO_CLIP["frames"] + 4, float(DEMO_CLIP["fps"]), {56}),  # the clip, then 4 new
     # 17 stage-1 frames refined in 3 segments (starts 0, 4, 8): 18 + 8 + 8; one bar over each loop's steps
     "longcat_long_video": (18 + 8 + 8, 30.0, {50, DEMO.segments * 56, 3 * 5}),
+    "longcat_story": (18 + 8 + 8, 30.0, {50, DEMO.segments * 56, 3 * 5}),  # the long video, a prompt per segment
 }
 
 

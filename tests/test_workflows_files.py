@@ -74,7 +74,7 @@ def test_groups_are_stages_titled_for_what_they_do(path):
     titles = [g["title"] for g in workflow(path)["groups"]]
     assert all(re.match(r"(Stage \d|Long video|Refine|Continue|Save) · \S", t) for t in titles), titles
     assert re.match(r"(Stage 1|Continue) · ", titles[0]) and titles[-1].startswith("Save · ")
-    refined = "refine" in path.stem or "long video" in path.stem
+    refined = "720p" in path.stem
     assert refined == any(re.match(r"(Stage 2|Refine) · ", t) for t in titles)
 
 

@@ -31,9 +31,12 @@ def missing_models(server, workflow):
 
 
 def with_prompt_text(prompt, text, seed):
+    """`text` as the (first clip's) prompt: the CLIPTextEncode titled "Prompt" or "Prompt 0: ..."; negative,
+    continuation and refinement prompts stay. `seed` is added to every RandomNoise seed."""
     prompt = copy.deepcopy(prompt)
     for node in prompt.values():
-        if node["class_type"] == "CLIPTextEncode" and text:
+        title = node.get("_meta", {}).get("title", "")
+        if node["class_type"] == "CLIPTextEncode" and text and (title == "Prompt" or title.startswith("Prompt 0")):
             node["inputs"]["text"] = text
         if node["class_type"] == "RandomNoise" and seed is not None:
             node["inputs"]["noise_seed"] += seed

@@ -30,6 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from .condition_offload import OffloadedKV
+
 log = logging.getLogger(__name__)
 
 HEAD_DIM = 128
@@ -583,15 +585,17 @@ class LongCatDiT(nn.Module):
         uncond)."""
         if cond.shape[0] > 1 and bool((cond == cond[:1]).all()):
             cond = cond[:1]
-        return condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype, attention))
+        return condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype, attention,
+                                                                    condition_cache.new_store()))
 
-    def condition_kv(self, cond, rope, grid, dtype, attention):
+    def condition_kv(self, cond, rope, grid, dtype, attention, kv=None):
         """[(k, v) per block] of clean conditioning frames [b, in, n_c, H, W] alone, in the clip's token grid `grid`:
         timestep 0, attending only among themselves, no cross-attention, exactly as they run beside the noisy frames
-        (which never influence them)."""
+        (which never influence them). Each block's (k, v) is appended to `kv` as soon as it is made (a list, or a
+        store in CPU memory: ConditionCache.new_store)."""
         h = self.x_embedder(cond.to(dtype)).contiguous()
         t_emb = self.embed_timesteps(cond.new_zeros(cond.shape[0], cond.shape[2]), dtype)
-        kv = []
+        kv = [] if kv is None else kv
         for block in self.blocks:
             h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv, attention=attention)
         return kv
@@ -599,20 +603,34 @@ class LongCatDiT(nn.Module):
 
 class ConditionCache:
     """The conditioning frames' keys and values for one sampling run (they never change while it samples: clean,
-    timestep 0, attending only to themselves). Holds one condition; a different one replaces it."""
+    timestep 0, attending only to themselves). Holds one condition; a different one replaces it.
 
-    def __init__(self):
+    offload: keep them in CPU memory and hand them to the compute device block by block as the blocks run (the
+    reference's `offload_kv_cache`; see condition_offload.OffloadedKV), page-locked by `pin(tensor) -> bool` and
+    released by `unpin(tensor)` when given (ComfyUI's pin_memory / unpin_memory). `release()` frees them now."""
+
+    def __init__(self, offload=False, pin=None, unpin=None):
+        self.offload, self.pin, self.unpin = offload, pin, unpin
         self.condition = None
         self.kv = None
+
+    def new_store(self):
+        """What a computation appends each block's (k, v) to: a list on the compute device, or an OffloadedKV."""
+        return OffloadedKV(self.pin, self.unpin) if self.offload else []
 
     def get(self, condition, compute):
         held = self.condition
         if held is None or held.shape != condition.shape or held.dtype != condition.dtype or \
                 held.device != condition.device or not torch.equal(held, condition):
-            self.kv = None  # free the old one before computing the new one
+            self.release()  # free the old one before computing the new one
             self.kv = compute()
             self.condition = condition.clone()
         return self.kv
+
+    def release(self):
+        if isinstance(self.kv, OffloadedKV):
+            self.kv.release()
+        self.kv = self.condition = None
 
 
 def dit_config_from_state_dict(shapes):

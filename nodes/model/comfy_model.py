@@ -17,9 +17,11 @@ import comfy.utils
 from ..core.block_sparse_attention import BlockSparseAttention
 from ..core.checkpoint import CheckpointError, fill_parameters
 from ..core.conditioning import condition_frame_count, per_frame_timesteps
+from ..core.condition_offload import ON_DEVICE_BLOCKS
 from ..core.dit import ATTENTION_PARTS, COMPUTE_DTYPES, ConditionCache, FrameChunks, LongCatDiT
 from ..core.layouts.quantized_model import fill_modules, split_fused_linears
 from .attention import comfy_kernel
+from .condition_offload import CONDITION_OFFLOAD, offload_condition
 from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
@@ -69,24 +71,38 @@ class LongCatComfyDiT(LongCatDiT):
 
 class LongCatVideoModel(comfy.model_base.BaseModel):
     cached_condition_latents = 0  # the condition the next sampling run caches (set by condition_per_run)
+    condition_offload = False  # ... and whether that cache lives in CPU memory (set by condition_per_run too)
 
     def __init__(self, model_config, device=None):
         super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
 
     def memory_required(self, input_shape, cond_shapes={}):
         """Activation memory of one step on latents of `input_shape` [B, C, T, H, W], what ComfyUI keeps free next
-        to the weights (see ROWS_PER_TOKEN), and the condition cache of a continuation (k and v of every block for
-        the condition's tokens, one batch row); ComfyUI's area formula (memory_usage_factor) is not used."""
-        B, _, T, H, W = input_shape
-        unet_config = self.model_config.unet_config
-        _, ph, pw = unet_config.get("patch_size", (1, 2, 2))
-        grid = (T, -(-H // ph), -(-W // pw))
+        to the weights (see ROWS_PER_TOKEN), and the condition cache of a continuation: all of it, or
+        ON_DEVICE_BLOCKS blocks of it when it lives in CPU memory; ComfyUI's area formula (memory_usage_factor) is
+        not used."""
+        grid = self.token_grid(input_shape)
         chunk = max(rows.stop - rows.start for rows, _ in FrameChunks(grid)(ATTENTION_PARTS))
         rows = ROWS_PER_TOKEN * grid[0] * grid[1] * grid[2] + ROWS_PER_CHUNK_TOKEN * chunk
-        cache_rows = 2 * unet_config["depth"] * self.cached_condition_latents * grid[1] * grid[2]
+        activations = input_shape[0] * rows * self.model_config.unet_config["hidden_size"] * self.element_size()
+        cache = self.condition_cache_bytes(input_shape, ON_DEVICE_BLOCKS if self.condition_offload else None)
+        return MARGIN * (activations + cache)
+
+    def condition_cache_bytes(self, input_shape, blocks=None):
+        """k and v of the cached condition's tokens (one batch row) in `blocks` blocks (None: every block)."""
+        unet_config = self.model_config.unet_config
+        grid = self.token_grid(input_shape)
+        blocks = unet_config["depth"] if blocks is None else min(blocks, unet_config["depth"])
+        return 2 * blocks * self.cached_condition_latents * grid[1] * grid[2] * unet_config["hidden_size"] * \
+            self.element_size()
+
+    def token_grid(self, input_shape):
+        _, ph, pw = self.model_config.unet_config.get("patch_size", (1, 2, 2))
+        return input_shape[2], -(-input_shape[3] // ph), -(-input_shape[4] // pw)
+
+    def element_size(self):
         dtype = self.manual_cast_dtype or self.get_dtype()
-        element_size = mm.dtype_size(dtype) if dtype in COMPUTE_DTYPES else 2  # fp8 storage computes in 16 bits
-        return MARGIN * (B * rows + cache_rows) * unet_config["hidden_size"] * element_size
+        return mm.dtype_size(dtype) if dtype in COMPUTE_DTYPES else 2  # fp8 storage computes in 16 bits
 
     def extra_conds(self, **kwargs):
         out = super().extra_conds(**kwargs)
@@ -185,18 +201,24 @@ def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_inter
 
 def condition_per_run(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, *args, **kwargs):
     """One sampling run's condition, set up before ComfyUI estimates the run's memory and loads the model: its
-    length for the estimate (on a 480p continuation the cache is about 5 GB to keep free next to the weights), and
-    a ConditionCache for its keys and values, dropped when the run ends, so a long video holds only the current
-    segment's condition. The guider's model_options are this run's copy, which the sampler's options copy again
-    (the cache itself is shared, not copied)."""
+    length and where its cache lives, for the estimate (on a 480p continuation the cache is about 5 GB to keep
+    free next to the weights, unless it is offloaded to CPU memory), and a ConditionCache for its keys and values,
+    released when the run ends, so a long video holds only the current segment's condition. The guider's
+    model_options are this run's copy, which the sampler's options copy again (the cache itself is shared)."""
     guider = executor.class_obj
-    model = guider.model_patcher.model
+    patcher = guider.model_patcher
+    model = patcher.model
     frames = 0 if denoise_mask is None else condition_frame_count(denoise_mask)
     model.cached_condition_latents = frames if frames >= CACHED_FROM_LATENTS else 0
     options = guider.model_options.setdefault("transformer_options", {})
-    options[CONDITION_CACHE] = ConditionCache()
+    model.condition_offload = bool(model.cached_condition_latents) and \
+        offload_condition(patcher, options.get(CONDITION_OFFLOAD, "auto"), noise.shape)
+    pinning = model.condition_offload and mm.is_device_cuda(patcher.load_device)
+    cache = ConditionCache(model.condition_offload, *((mm.pin_memory, mm.unpin_memory) if pinning else ()))
+    options[CONDITION_CACHE] = cache
     try:
         return executor(noise, latent_image, sampler, sigmas, denoise_mask, *args, **kwargs)
     finally:
-        model.cached_condition_latents = 0
+        model.cached_condition_latents, model.condition_offload = 0, False
         options.pop(CONDITION_CACHE, None)
+        cache.release()

@@ -1,20 +1,26 @@
 """Long videos in one queued run: continue a clip segment after segment, then refine it segment by segment, as
 the reference's `run_demo_long_video.py` does. Each segment is one ordinary sampler run (the guider, sampler and
-sigmas the user wires in); only the current segment's latents and condition are on the GPU, the frames collect on
-the CPU. ComfyUI's progress bar counts the steps of all segments; an interrupt stops between any two steps."""
+sigmas the user wires in); only the current segment's latents and condition are on the GPU (the condition's cache
+even off it, in CPU memory, when the card is tight), the frames collect on the CPU. ComfyUI's progress bar counts
+the steps of all segments and the node says what runs between them; an interrupt stops between any two steps. A
+prompt per continuation: segment_prompts."""
+import copy
 import logging
 
 import torch
 
 import comfy.model_management as mm
+import comfy.model_patcher
 import comfy.sample
 import comfy.utils
 from server import PromptServer
 
 from ..core.conditioning import conditioned_latent, whole_latent_frames
 from ..core.refine_geometry import refine_frame_plan, trim_frames, upscale_frames
+from ..model.condition_offload import CHOICES, CONDITION_OFFLOAD
 from .condition_nodes import LENGTH, VAE, continuation_cond_latent, encode, refine_condition_clip
 from .refine_nodes import RESOLUTIONS, refine_size
+from .segment_prompts import PROMPTS, log_prompt_plan, segment_prompt, with_positive
 
 log = logging.getLogger("longcat")
 HIDDEN = {"hidden": {"unique_id": "UNIQUE_ID"}}  # the node's id, for its progress text
@@ -27,6 +33,20 @@ SEGMENT_INPUTS = {
     "noise_seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
                            "tooltip": "Noise seed of the first segment; segment i uses seed + i."}),
 }
+CONDITION_CACHE = {"condition_cache": (CHOICES, {"default": "auto", "tooltip":
+                                                 "Where each segment keeps its condition's keys and values (4.5 GiB "
+                                                 "at 480p, 21 GiB at 720p, bf16). auto: in CPU memory when the card "
+                                                 "cannot hold them with the weights and the step (the log says "
+                                                 "which); gpu: on the card; cpu: in pinned CPU memory, streamed to "
+                                                 "the card block by block (same video, a little slower)."})}
+
+
+def with_condition_cache(guider, choice):
+    """A copy of the guider whose runs keep their condition cache where `choice` says (see condition_offload)."""
+    copied = copy.copy(guider)
+    copied.model_options = comfy.model_patcher.create_model_options_clone(guider.model_options)
+    copied.model_options.setdefault("transformer_options", {})[CONDITION_OFFLOAD] = choice
+    return copied
 
 
 class StepProgress:
@@ -82,6 +102,12 @@ class LongCatLongVideo:
                                         "Frames of the previous segment each continuation is conditioned on (1 + 4k; "
                                         "13 as the reference)."}),
             "length": LENGTH,
+        }, "optional": {
+            "prompts": (PROMPTS, {"tooltip": "A prompt per segment (LongCat Segment Prompts): continuation i uses "
+                                             "prompt i in place of the guider's positive prompt, the last one "
+                                             "repeating; the negative prompt stays the guider's. Unconnected: the "
+                                             "guider's prompt for every continuation."}),
+            **CONDITION_CACHE,
         }, **HIDDEN}
 
     RETURN_TYPES = ("IMAGE",)
@@ -94,16 +120,20 @@ class LongCatLongVideo:
                    "conditioned on the last num_cond_frames of the previous one; joined without repeats.")
 
     def extend(self, guider, sampler, sigmas, vae, noise_seed, video, segments, num_cond_frames, length,
-               unique_id=None):
+               prompts=None, condition_cache="auto", unique_id=None):
         whole_latent_frames(length, "length")
+        guider = with_condition_cache(guider, condition_cache)
+        if prompts is not None:
+            log_prompt_plan(prompts, segments)
         progress = StepProgress(segments, len(sigmas) - 1, unique_id, "LongCat Long Video")
         pieces, current = [video], video
         for i in range(segments):
             progress.say(f"encoding the last {num_cond_frames} frames")
             samples, mask = conditioned_latent(continuation_cond_latent(vae, current, num_cond_frames), length)
             progress.say(f"sampling {length} frames")
-            out = sample_segment(guider, sampler, sigmas, {"samples": samples, "noise_mask": mask}, noise_seed + i,
-                                 progress)
+            segment_guider = guider if prompts is None else with_positive(guider, segment_prompt(prompts, i + 1))
+            out = sample_segment(segment_guider, sampler, sigmas, {"samples": samples, "noise_mask": mask},
+                                 noise_seed + i, progress)
             progress.say(f"decoding {length} frames")
             current = decode(vae, out)
             pieces.append(current[num_cond_frames:].to(video.dtype))
@@ -128,7 +158,7 @@ class LongCatRefineLongVideo:
                                          "input: keep the size (small previews)."}),
             "spatial_only": ("BOOLEAN", {"default": False, "tooltip":
                                          "Keep the frame rate (no 15 -> 30 fps doubling)."}),
-        }, **HIDDEN}
+        }, "optional": CONDITION_CACHE, **HIDDEN}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("video",)
@@ -139,10 +169,11 @@ class LongCatRefineLongVideo:
                    "segment after the first is conditioned on the last refined frames of the one before.")
 
     def refine(self, guider, sampler, sigmas, vae, noise_seed, video, segment_length, num_cond_frames, resolution,
-               spatial_only, unique_id=None):
+               spatial_only, condition_cache="auto", unique_id=None):
         if not 0 < num_cond_frames < segment_length:
             raise ValueError(f"num_cond_frames {num_cond_frames} must be between 0 and segment_length "
                              f"{segment_length} (exclusive)")
+        guider = with_condition_cache(guider, condition_cache)
         height, width = refine_size(video.shape[1], video.shape[2], resolution)
         step = segment_length - num_cond_frames
         starts = [0] + list(range(step, video.shape[0] - num_cond_frames, step))

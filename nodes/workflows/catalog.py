@@ -319,8 +319,31 @@ def video_continue(setup=REAL):
                     nodes, groups, setup.files(), headline="Video continuation: continue your clip")
 
 
+def refine_long_nodes(setup, prompt):
+    """Refine the long video segment by segment (2x frames) with the refinement LoRA on the same DiT and
+    block-sparse attention, its guider prompted by `prompt`. Returns (nodes, group)."""
+    nodes = [
+        Node("refine_lora", "LongCatLoraLoader", {"lora_name": setup.refine_lora.name, "strength": 0.5},
+             {"model": "dit"}, title="Refinement LoRA (same DiT)"),
+        Node("bsa", "LongCatBlockSparseAttention", links={"model": "refine_lora"}, title="Block-sparse attention"),
+        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule"),
+        Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": prompt},
+             title="Guider (refinement branch)"),
+        Node("refine_long", "LongCatRefineLongVideo",
+             {"noise_seed": 45, "segment_length": setup.frames, "num_cond_frames": setup.cond_frames,
+              "resolution": setup.refine_resolution},
+             {"guider": "refine_guider", "sampler": "sampler", "sigmas": "refine_sigmas", "vae": "vae",
+              "video": "long_video"}, title="Refine segment by segment (2x frames)"),
+    ]
+    group = Group(setup.stage("Refine · segment by segment: refinement LoRA, block-sparse attention"),
+                  [["refine_lora", "refine_sigmas"], ["bsa", "refine_prompt"], ["refine_guider"], ["refine_long"]],
+                  STAGE_2)
+    return nodes, group
+
+
 def long_video(setup=REAL):
     stage_nodes, stage_group = stage_one(setup, base=True)
+    refine_nodes, refine_group = refine_long_nodes(setup, "prompt")
     segments, new = setup.segments, setup.frames - setup.cond_frames
     stage_1_frames = setup.frames + segments * new
     refined = 2 * stage_1_frames
@@ -334,30 +357,21 @@ def long_video(setup=REAL):
         *stage_nodes,
         Node("decode_1", "VAEDecode", links={"samples": "stage_1", "vae": "vae"}, title="Decode the first segment"),
         *continuation_nodes(setup, "guider", "sampler", "decode_1", segments),
-        Node("refine_lora", "LongCatLoraLoader", {"lora_name": setup.refine_lora.name, "strength": 0.5},
-             {"model": "dit"}, title="Refinement LoRA (same DiT)"),
-        Node("bsa", "LongCatBlockSparseAttention", links={"model": "refine_lora"}, title="Block-sparse attention"),
-        Node("refine_sigmas", "LongCatSigmas", {"stage": "refine"}, title="Refine schedule"),
-        Node("refine_guider", "BasicGuider", links={"model": "bsa", "conditioning": "prompt"},
-             title="Guider (refinement branch)"),
-        Node("refine_long", "LongCatRefineLongVideo",
-             {"noise_seed": 45, "segment_length": setup.frames, "num_cond_frames": setup.cond_frames,
-              "resolution": setup.refine_resolution},
-             {"guider": "refine_guider", "sampler": "sampler", "sigmas": "refine_sigmas", "vae": "vae",
-              "video": "long_video"}, title="Refine segment by segment (2x frames)"),
+        *refine_nodes,
         *save_nodes(setup, "refine_long", 30, task="long_video", stage="refined"),
     ]
     groups = [stage_group,
               Group(setup.stage("Long video · continuations: enhance_hf schedule, CFG-Zero*"),
                     [["decode_1", "continue_sigmas"], ["long_video"]], STAGE_1),
-              Group(setup.stage("Refine · segment by segment: refinement LoRA, block-sparse attention"),
-                    [["refine_lora", "refine_sigmas"], ["bsa"], ["refine_guider"], ["refine_long"]], STAGE_2),
+              refine_group,
               Group("Save · the refined video", [["video"], ["save"]], OUTPUT)]
     return Workflow("longcat_long_video", setup.title("continued + 720p refine", "continued + refine", "long video"),
                     nodes, groups, setup.files(), headline="Long video: text to video, continued, refined")
 
 
+from .story import story  # noqa: E402  (a story builds on the pieces above)
+
 SHIPPED = {"longcat_t2v_distill_refine": t2v_distill_refine, "longcat_t2v_distill": t2v_distill,
            "longcat_t2v_base_refine": t2v_base_refine, "longcat_i2v_distill_refine": i2v_distill_refine,
-           "longcat_video_continue": video_continue, "longcat_long_video": long_video}
+           "longcat_video_continue": video_continue, "longcat_long_video": long_video, "longcat_story": story}
 MAIN = "longcat_t2v_distill_refine"  # the main job: what `run` runs and `run --ui` opens first

@@ -150,10 +150,12 @@ def full_depth_lora_bytes(refinement):
     return one + (FULL_CONFIG["depth"] - 1) * (two - one)
 
 
-def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_latents=0, lora=None, cached=False):
+def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_latents=0, lora=None, cached=False,
+              offload=False):
     """Peak live activation bytes of one step of `dit` (a dit.py module; `bsa` its block_sparse_attention) at full
     width, bf16, on a latent [1, 16, *latent]; `lora`: a prepared stack (prepared_lora) applied at run time;
-    `cached`: the first step of a run with the condition cache (it fills the cache, which stays live)."""
+    `cached`: the first step of a run with the condition cache (it fills the cache, which stays live);
+    `offload`: that cache in CPU memory (counted where it is on `device_type`)."""
     T, H, W = latent
     with FakeTensorMode(allow_non_fake_inputs=True):
         model = dit.LongCatDiT(**dict(FULL_CONFIG, depth=depth), dtype=torch.bfloat16, device=device_type)
@@ -171,7 +173,8 @@ def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_laten
                                       dtype=torch.bfloat16)
                 t = torch.full((1, T), 500.0, device=device_type)
                 t[:, :num_cond_latents] = 0
-                cache = {"condition_cache": dit.ConditionCache()} if cached else {}  # older DiTs have none
+                options = {"offload": True} if offload else {}  # older DiTs have no offload, nor a cache
+                cache = {"condition_cache": dit.ConditionCache(**options)} if cached else {}
                 model(x, t, context, num_cond_latents=num_cond_latents, **cache)
         finally:
             bsa._kernels = kernels
