@@ -9,6 +9,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from longcat_pack.nodes.core.avatar.avatar_dit import LongCatAvatarDiT, avatar_config_from_state_dict
+from longcat_pack.nodes.core.checkpoint import load_dit
 from longcat_pack.nodes.core.dit import ConditionCache
 from longcat_pack.nodes.core.lora_files import read_lora
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, WeightMerger, linear_weights, prepare_stack
@@ -100,3 +101,42 @@ def test_dmd_lora_through_the_pack_patcher(avatar_dir, golden, mode):
         RuntimeLora(model, prepared).attach()
     args, expected = inputs(golden, "e_at2v_dmd")
     torch.testing.assert_close(run(model, args), expected, **TOL)
+
+
+def test_int8_checkpoint_dequantized_by_the_checkpoint_reader(avatar_dir, golden):
+    """f_at2v_int8: the reference's INT8 folder (weight_int8 + per-channel weight_scale, final_layer.linear kept)
+    read by the pack's checkpoint reader and computed in fp32 gives the reference's QuantizedLinear output."""
+    model = load_dit(avatar_dir / "avatar_dit_int8", dtype=torch.float32).eval()
+    assert isinstance(model, LongCatAvatarDiT)
+    args, expected = inputs(golden, "f_at2v_int8")
+    torch.testing.assert_close(run(model, args), expected, **TOL)
+    plain = build(load_file(avatar_dir / "avatar_dit.safetensors"))
+    assert (run(plain, args) - expected).abs().max() > 1e-3  # quantization is visible: the dequantized weights ran
+
+
+def test_avatar_checkpoint_reads_in_the_reference_and_kijai_layouts(avatar_dir, golden, tmp_path):
+    """The reference key names and Kijai's (WanVideoWrapper names, the projection as multitalk_audio_proj) load to
+    the same avatar model; a LONGCAT_AUDIO-sized mismatch of the projection is named."""
+    from safetensors.torch import save_file
+    from longcat_pack.nodes.core.layouts.module_names import NATIVE, WANVIDEO
+    weights = load_file(avatar_dir / "avatar_dit.safetensors")
+    reference = load_dit(avatar_dir / "avatar_dit.safetensors", dtype=torch.float32)
+    kijai = {}
+    for key, tensor in weights.items():
+        module, param = key.rsplit(".", 1)
+        native = NATIVE.to_native(module)
+        if native.endswith("attn.qkv") and not native.endswith("audio_cross_attn.qkv"):
+            for name, piece in zip(("q", "k", "v"), tensor.chunk(3)):
+                kijai[f"{WANVIDEO.from_native(native[:-3] + name)}.{param}"] = piece
+        elif native.endswith(".cross_attn.kv_linear"):
+            for name, piece in zip(("k", "v"), tensor.chunk(2)):
+                kijai[f"{WANVIDEO.from_native(native.replace('kv_linear', name))}.{param}"] = piece
+        else:
+            kijai[f"{WANVIDEO.from_native(native)}.{param}"] = tensor
+    assert any(k.startswith("multitalk_audio_proj.") for k in kijai)
+    save_file(kijai, str(tmp_path / "kijai_avatar.safetensors"))
+    converted = load_dit(tmp_path / "kijai_avatar.safetensors", dtype=torch.float32)
+    args, expected = inputs(golden, "a_at2v")
+    torch.testing.assert_close(run(converted, args), run(reference, args), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="do not fit this DiT's audio projection"):
+        run(reference, dict(args, audio_embs=args["audio_embs"][..., :16]))

@@ -10,7 +10,7 @@ import comfy.utils
 import folder_paths
 
 from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
-from ..core.checkpoint import CONFIG_NAME, INDEX_NAME, open_dit_checkpoint
+from ..core.checkpoint import CONFIG_NAME, INDEX_NAMES, open_dit_checkpoint
 from ..core.confined_paths import resolve_inside
 from .model_names import confined, resolve_model_file
 
@@ -26,7 +26,7 @@ def sharded_folders():
         if not os.path.isdir(root):
             continue
         for folder, _, files in os.walk(root, followlinks=True):
-            if INDEX_NAME in files or is_transformer_folder(folder, files):
+            if any(name in files for name in INDEX_NAMES) or is_transformer_folder(folder, files):
                 name = os.path.relpath(folder, root).replace(os.sep, "/") + "/"
                 found.setdefault(name, folder)
     return found

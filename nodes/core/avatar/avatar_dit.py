@@ -171,3 +171,12 @@ def avatar_config_from_state_dict(shapes):
     return dict(config, audio_window_dim=proj1[1], audio_window_vf_dim=proj1_vf[1], audio_intermediate_dim=proj1[0],
                 audio_dim=audio_dim, audio_context_tokens=proj3[0] // audio_dim,
                 audio_prenorm="blocks.0.pre_audio_crs_attn_norm.weight" in shapes)
+
+
+def dit_class(config):
+    """The model class a configuration describes: the avatar DiT when it has an audio projection."""
+    return LongCatAvatarDiT if is_avatar(config) else LongCatDiT
+
+
+def is_avatar(config):
+    return "audio_dim" in config
