@@ -1,5 +1,7 @@
 """The pack's node list (importing the route module registers /longcat/lora_info)."""
 from .loaders import lora_info_route  # noqa: F401
+from .stages.avatar.condition_node import LongCatAvatarCondition
+from .stages.avatar.guider_node import LongCatAvatarGuider
 from .stages.bsa_node import LongCatBlockSparseAttention
 from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, LongCatLatentCondition, \
     LongCatRefineCondition
@@ -26,6 +28,8 @@ NODE_CLASS_MAPPINGS = {
     "LongCatRefineCondition": LongCatRefineCondition,
     "LongCatLongVideo": LongCatLongVideo,
     "LongCatRefineLongVideo": LongCatRefineLongVideo,
+    "LongCatAvatarCondition": LongCatAvatarCondition,
+    "LongCatAvatarGuider": LongCatAvatarGuider,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -42,4 +46,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatRefineCondition": "LongCat Refine Condition",
     "LongCatLongVideo": "LongCat Long Video (continue N times)",
     "LongCatRefineLongVideo": "LongCat Refine Long Video (segment by segment)",
+    "LongCatAvatarCondition": "LongCat Avatar Condition",
+    "LongCatAvatarGuider": "LongCat Avatar Guider (text + audio CFG)",
 }

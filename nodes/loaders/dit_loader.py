@@ -9,7 +9,9 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 
-from ..model.comfy_model import build_model_patcher, check_quantization, pick_dtypes
+from ..core.avatar.avatar_dit import is_avatar
+from ..model.avatar.comfy_avatar import LongCatAvatarConfig
+from ..model.comfy_model import LongCatVideoConfig, build_model_patcher, check_quantization, pick_dtypes
 from ..core.checkpoint import CONFIG_NAME, INDEX_NAMES, open_dit_checkpoint
 from ..core.confined_paths import resolve_inside
 from .model_names import confined, resolve_model_file
@@ -67,7 +69,9 @@ class LongCatDiTLoader:
             "dit_name": (dit_names(), {"tooltip": "A LongCat-Video DiT from models/diffusion_models: one .safetensors "
                                                   "file (reference, Kijai / WanVideoWrapper or FastVideo names; bf16, "
                                                   "fp8, scaled fp8 or ComfyUI-quantized), or a sharded folder (the "
-                                                  "reference dit/, a diffusers transformer/)."}),
+                                                  "reference dit/, a diffusers transformer/). LongCat-Video-Avatar "
+                                                  "DiTs too: avatar_single/, avatar_multi/, v1.5 base_model/ and its "
+                                                  "INT8 base_model_int8/."}),
             "weight_dtype": (WEIGHT_DTYPES, {"default": "default", "tooltip":
                              "Storage dtype of the weights. default: what ComfyUI picks for this GPU and file (bf16 "
                              "where supported; an fp8 file stays fp8 where that is needed to fit; quantized files "
@@ -95,4 +99,10 @@ class LongCatDiTLoader:
         bar = comfy.utils.ProgressBar(len(checkpoint))
         checkpoint.dtype = None if quantized else dtype  # quantized layers keep their stored tensors
         checkpoint.progress = lambda done, total: bar.update_absolute(done, total)
-        return (build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted),)
+        avatar = is_avatar(checkpoint.config)
+        if avatar:
+            log.info("Load LongCat DiT: %s is a LongCat-Video-Avatar DiT (audio projection %d inputs per frame%s)",
+                     dit_name, checkpoint.config["audio_window_dim"],
+                     ", INT8 dequantized to the weight dtype" if checkpoint.plan.dequantized else "")
+        return (build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted,
+                                    LongCatAvatarConfig if avatar else LongCatVideoConfig),)

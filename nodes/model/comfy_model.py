@@ -24,6 +24,7 @@ from .model_patcher import LongCatModelPatcher
 
 TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
 CONDITION_CACHE = "longcat_condition_cache"  # transformer_options key: the ConditionCache of the running sampler
+AVATAR_CONDITION = "longcat_avatar"  # conditioning key: the avatar's AvatarCondition (model/avatar/)
 CACHED_FROM_LATENTS = 2  # conditions this long (a clip: continuation, long video) run from the cache
 # The peak of one step, in rows of [hidden] per token: the residual stream and one block's q, k, v for every token,
 # and 4 more for each token of the largest self-attention chunk (its modulated input and its qkv output). Measured
@@ -59,9 +60,10 @@ class LongCatComfyDiT(LongCatDiT):
 
 class LongCatVideoModel(comfy.model_base.BaseModel):
     cached_condition_latents = 0  # the condition the next sampling run caches (set by condition_per_run)
+    unet_model = LongCatComfyDiT
 
     def __init__(self, model_config, device=None):
-        super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
+        super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=self.unet_model)
 
     def memory_required(self, input_shape, cond_shapes={}):
         """Activation memory of one step on latents of `input_shape` [B, C, T, H, W], what ComfyUI keeps free next
@@ -79,6 +81,10 @@ class LongCatVideoModel(comfy.model_base.BaseModel):
         return MARGIN * (B * rows + cache_rows) * unet_config["hidden_size"] * element_size
 
     def extra_conds(self, **kwargs):
+        if kwargs.get(AVATAR_CONDITION) is not None and not self.model_config.unet_config.get("audio_dim"):
+            raise ValueError("the conditioning carries avatar audio (LongCat Avatar Condition), but this DiT is not "
+                             "a LongCat-Video-Avatar model: load an avatar DiT (avatar_single/, avatar_multi/, "
+                             "base_model/ or base_model_int8/)")
         out = super().extra_conds(**kwargs)
         cross_attn = kwargs.get("cross_attn", None)
         if cross_attn is not None:  # CONDRegular: batching never pads text rows by repetition
@@ -143,11 +149,12 @@ def check_quantization(checkpoint, choice):
                                                "weight_dtype default (or bf16 / fp16 / fp32 for its other layers)")
 
 
-def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None):
+def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None,
+                        config_class=LongCatVideoConfig):
     """A LongCatModelPatcher around a LongCatVideoModel, its parameters filled from the streaming `checkpoint`.
     Quantized layers get ComfyUI's mixed-precision ops, picked from the per-layer configs as core does
     (comfy/utils.py detect_layer_quantization -> model_config.quant_config -> comfy/ops.py pick_operations)."""
-    config = LongCatVideoConfig(dict(checkpoint.config))
+    config = config_class(dict(checkpoint.config))
     config.set_inference_dtype(weight_dtype, manual_cast_dtype)
     offload_device = mm.unet_offload_device()
     if checkpoint.plan.quantized:

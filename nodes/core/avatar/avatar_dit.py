@@ -140,8 +140,10 @@ class LongCatAvatarDiT(LongCatDiT):
                                      audio.shape[1], self.class_range, self.class_interval)
         elif audio.shape[1] > 1:
             raise ValueError(f"{audio.shape[1]} audio streams need speaker masks (one per speaker)")
-        return super().forward(x, timestep, context, context_mask, num_cond_latents, condition_cache,
-                               transformer_options, layout=layout, block_inputs={"audio": AvatarAudio(tokens, routing)})
+        # The base forward by name: a subclass that is also a ComfyUI model (model/avatar) overrides `forward`.
+        return LongCatDiT.forward(self, x, timestep, context, context_mask, num_cond_latents, condition_cache,
+                                  transformer_options, layout=layout,
+                                  block_inputs={"audio": AvatarAudio(tokens, routing)})
 
     def audio_tokens(self, audio, frames, num_ref_latents, dtype):
         """[B, T, speakers · context_tokens, audio_dim] tokens for the T latent frames of x, computed in `dtype`
