@@ -104,5 +104,7 @@ class LongCatDiTLoader:
             log.info("Load LongCat DiT: %s is a LongCat-Video-Avatar DiT (audio projection %d inputs per frame%s)",
                      dit_name, checkpoint.config["audio_window_dim"],
                      ", INT8 dequantized to the weight dtype" if checkpoint.plan.dequantized else "")
-        return (build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted,
-                                    LongCatAvatarConfig if avatar else LongCatVideoConfig),)
+        patcher = build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted,
+                                      LongCatAvatarConfig if avatar else LongCatVideoConfig)
+        patcher.model.source_name = dit_name  # for messages
+        return (patcher,)

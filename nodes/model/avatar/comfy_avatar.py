@@ -80,9 +80,9 @@ class LongCatAvatarModel(LongCatVideoModel):
         got = cond.audio.shape[2] * cond.audio.shape[3] * cond.audio.shape[4]
         if got != expected:
             raise ValueError(f"the audio from {cond.encoder} ({cond.audio.shape[3]} groups x {cond.audio.shape[4]} "
-                             f"channels x window {cond.audio.shape[2]} = {got}) does not fit this avatar DiT's "
-                             f"audio projection ({expected} inputs): v1.0 avatar DiTs listen through "
-                             "chinese-wav2vec2-base, v1.5 through whisper-large-v3")
+                             f"channels x window {cond.audio.shape[2]} = {got}) does not fit the avatar DiT "
+                             f"{getattr(self, 'source_name', '')} (its audio projection takes {expected}): v1.0 "
+                             "avatar DiTs listen through chinese-wav2vec2-base, v1.5 through whisper-large-v3")
         out["avatar_audio"] = comfy.conds.CONDRegular(cond.audio[None])
         if cond.ref_latent is not None:
             out["avatar_ref_latent"] = comfy.conds.CONDRegular(self.process_latent_in(cond.ref_latent))
