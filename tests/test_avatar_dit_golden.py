@@ -118,21 +118,10 @@ def test_avatar_checkpoint_reads_in_the_reference_and_kijai_layouts(avatar_dir, 
     """The reference key names and Kijai's (WanVideoWrapper names, the projection as multitalk_audio_proj) load to
     the same avatar model; a LONGCAT_AUDIO-sized mismatch of the projection is named."""
     from safetensors.torch import save_file
-    from longcat_pack.nodes.core.layouts.module_names import NATIVE, WANVIDEO
+    from layout_writers import convert_checkpoint
     weights = load_file(avatar_dir / "avatar_dit.safetensors")
     reference = load_dit(avatar_dir / "avatar_dit.safetensors", dtype=torch.float32)
-    kijai = {}
-    for key, tensor in weights.items():
-        module, param = key.rsplit(".", 1)
-        native = NATIVE.to_native(module)
-        if native.endswith("attn.qkv") and not native.endswith("audio_cross_attn.qkv"):
-            for name, piece in zip(("q", "k", "v"), tensor.chunk(3)):
-                kijai[f"{WANVIDEO.from_native(native[:-3] + name)}.{param}"] = piece
-        elif native.endswith(".cross_attn.kv_linear"):
-            for name, piece in zip(("k", "v"), tensor.chunk(2)):
-                kijai[f"{WANVIDEO.from_native(native.replace('kv_linear', name))}.{param}"] = piece
-        else:
-            kijai[f"{WANVIDEO.from_native(native)}.{param}"] = tensor
+    kijai = convert_checkpoint(weights, "wanvideo")
     assert any(k.startswith("multitalk_audio_proj.") for k in kijai)
     save_file(kijai, str(tmp_path / "kijai_avatar.safetensors"))
     converted = load_dit(tmp_path / "kijai_avatar.safetensors", dtype=torch.float32)
@@ -140,3 +129,17 @@ def test_avatar_checkpoint_reads_in_the_reference_and_kijai_layouts(avatar_dir, 
     torch.testing.assert_close(run(converted, args), run(reference, args), atol=0, rtol=0)
     with pytest.raises(ValueError, match="do not fit this DiT's audio projection"):
         run(reference, dict(args, audio_embs=args["audio_embs"][..., :16]))
+
+
+def test_kijai_conversion_of_the_dmd_lora(avatar_dir, golden, tmp_path):
+    """The DMD LoRA as Kijai converts LoRAs for WanVideoWrapper (split q/k/v, `.alpha`, dense `.diff` for the fused
+    modulations and the audio kv) starts at the same strength and gives the reference output."""
+    from layout_writers import official_modules, wanvideo_lora
+    model = build(load_file(avatar_dir / "avatar_dit.safetensors"))
+    path = tmp_path / "dmd_kijai.safetensors"
+    wanvideo_lora(official_modules(avatar_dir / "lora_dmd.safetensors"), path)
+    lora = read_lora(path, {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    assert lora.layout == "wanvideo" and lora.default_strength == 0.5
+    WeightMerger(model).merge(prepare_stack([(lora, lora.default_strength)], linear_weights(model)))
+    args, expected = inputs(golden, "e_at2v_dmd")
+    torch.testing.assert_close(run(model, args), expected, **TOL)
