@@ -2,6 +2,7 @@
 from .loaders import lora_info_route  # noqa: F401
 from .stages.avatar.condition_node import LongCatAvatarCondition
 from .stages.avatar.guider_node import LongCatAvatarGuider
+from .stages.avatar.long_video_node import LongCatAvatarLongVideo
 from .stages.bsa_node import LongCatBlockSparseAttention
 from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, LongCatLatentCondition, \
     LongCatRefineCondition
@@ -30,6 +31,7 @@ NODE_CLASS_MAPPINGS = {
     "LongCatRefineLongVideo": LongCatRefineLongVideo,
     "LongCatAvatarCondition": LongCatAvatarCondition,
     "LongCatAvatarGuider": LongCatAvatarGuider,
+    "LongCatAvatarLongVideo": LongCatAvatarLongVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -48,4 +50,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatRefineLongVideo": "LongCat Refine Long Video (segment by segment)",
     "LongCatAvatarCondition": "LongCat Avatar Condition",
     "LongCatAvatarGuider": "LongCat Avatar Guider (text + audio CFG)",
+    "LongCatAvatarLongVideo": "LongCat Avatar Long Video (until the speech ends)",
 }

@@ -102,3 +102,14 @@ def test_condition_latents_must_fit_the_video(avatar_env, tensors):
         node(pack, "LongCatAvatarCondition").condition([], [], audio, 128, 64, 17, 0, cond_latent=cond)
     with pytest.raises(ValueError, match="ref_latent is for a continuation"):
         node(pack, "LongCatAvatarCondition").condition([], [], audio, 96, 64, 17, 0, ref_latent=cond)
+
+
+def test_memory_estimate_counts_the_reference_latent(avatar_env):
+    """A continuation's reference latent is one more frame in every step and in the condition cache."""
+    pack, _ = avatar_env
+    model = node(pack, "LongCatDiTLoader").load("longcat_avatar_tiny.safetensors", "fp32")[0].model
+    shape = [2, 16, 10, 60, 104]
+    plain = model.memory_required(shape, {})
+    with_ref = model.memory_required(shape, {"avatar_ref_latent": [(1, 16, 1, 60, 104)]})
+    assert with_ref > plain
+    assert with_ref == model.memory_required([2, 16, 11, 60, 104], {})

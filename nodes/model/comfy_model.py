@@ -70,15 +70,22 @@ class LongCatVideoModel(comfy.model_base.BaseModel):
         to the weights (see ROWS_PER_TOKEN), and the condition cache of a continuation (k and v of every block for
         the condition's tokens, one batch row); ComfyUI's area formula (memory_usage_factor) is not used."""
         B, _, T, H, W = input_shape
+        extra = self.extra_frames(cond_shapes)
+        T += extra
         unet_config = self.model_config.unet_config
         _, ph, pw = unet_config.get("patch_size", (1, 2, 2))
         grid = (T, -(-H // ph), -(-W // pw))
         chunk = max(rows.stop - rows.start for rows, _ in FrameChunks(grid)(ATTENTION_PARTS))
         rows = ROWS_PER_TOKEN * grid[0] * grid[1] * grid[2] + ROWS_PER_CHUNK_TOKEN * chunk
-        cache_rows = 2 * unet_config["depth"] * self.cached_condition_latents * grid[1] * grid[2]
+        cached = self.cached_condition_latents + extra if self.cached_condition_latents else 0
+        cache_rows = 2 * unet_config["depth"] * cached * grid[1] * grid[2]
         dtype = self.manual_cast_dtype or self.get_dtype()
         element_size = mm.dtype_size(dtype) if dtype in COMPUTE_DTYPES else 2  # fp8 storage computes in 16 bits
         return MARGIN * (B * rows + cache_rows) * unet_config["hidden_size"] * element_size
+
+    def extra_frames(self, cond_shapes):
+        """Latent frames the model runs besides the sampler's (a model variant's prepended reference): none."""
+        return 0
 
     def extra_conds(self, **kwargs):
         if kwargs.get(AVATAR_CONDITION) is not None and not self.model_config.unet_config.get("audio_dim"):

@@ -93,6 +93,11 @@ class LongCatAvatarModel(LongCatVideoModel):
         return out
 
 
+    def extra_frames(self, cond_shapes):
+        """A continuation's reference latent: one more frame in every step and in the condition cache."""
+        return 1 if cond_shapes.get("avatar_ref_latent") else 0
+
+
 class LongCatAvatarConfig(LongCatVideoConfig):
     def get_model(self, state_dict, prefix="", device=None):
         return LongCatAvatarModel(self, device=device)
