@@ -143,3 +143,15 @@ def test_kijai_conversion_of_the_dmd_lora(avatar_dir, golden, tmp_path):
     WeightMerger(model).merge(prepare_stack([(lora, lora.default_strength)], linear_weights(model)))
     args, expected = inputs(golden, "e_at2v_dmd")
     torch.testing.assert_close(run(model, args), expected, **TOL)
+
+
+def test_demo_avatar_dit_listens_through_wav2vec2_base(tmp_path):
+    """The demo set's tiny avatar DiT loads as an avatar model whose projection takes chinese-wav2vec2-base
+    features (12 groups x 768, the smallest encoder ComfyUI loads), and runs a clip."""
+    from longcat_pack.nodes.core.demo_files import TINY_AVATAR_DIT, write_demo_dit
+    model = load_dit(write_demo_dit(tmp_path / "avatar.safetensors", TINY_AVATAR_DIT), dtype=torch.float32).eval()
+    assert isinstance(model, LongCatAvatarDiT)
+    text = torch.cat([torch.randn(1, 3, 256), torch.zeros(1, 509, 256)], dim=1)
+    with torch.no_grad():
+        out = model(torch.randn(1, 16, 2, 4, 4), torch.tensor([500.0]), text, torch.randn(1, 1, 5, 5, 12, 768))
+    assert out.shape == (1, 16, 2, 4, 4) and bool(torch.isfinite(out).all())

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import GOLDEN
+from test_comfyui_pipeline_cases import StoredNoise, outputs
 
 AVATAR = GOLDEN / "avatar"
 CASES = {c["name"]: c for c in json.loads((AVATAR / "avatar_pipeline_cases.json").read_text())["cases"]}
@@ -37,22 +38,9 @@ def tensors():
     return load_file(str(AVATAR / "avatar_pipeline_cases.safetensors"))
 
 
-class StoredNoise:
-    def __init__(self, noise):
-        self.seed, self.noise = 0, noise
-
-    def generate_noise(self, latent):
-        assert tuple(latent["samples"].shape) == tuple(self.noise.shape)
-        return self.noise.clone()
-
-
 def conditioning(tensors, prefix):
     text, mask = tensors[f"prompt.{prefix}"], tensors[f"prompt.{prefix}_mask"]
     return [[text[:, 0] * mask[..., None].to(text.dtype), {}]]
-
-
-def outputs(result):
-    return result.args if hasattr(result, "args") else result
 
 
 def node(pack, name):

@@ -7,7 +7,7 @@ import torch
 
 from ...core.conditioning import VAE_TIME_STRIDE
 from ..condition_nodes import VAE, continuation_cond_latent, encode
-from ..long_video_nodes import StepProgress, decode, sample_segment
+from ..long_video_nodes import SEGMENT_INPUTS, StepProgress, decode, sample_segment
 from .condition_node import AUDIO, LongCatAvatarCondition
 from .guider_node import AvatarGuider
 
@@ -32,11 +32,10 @@ class LongCatAvatarLongVideo:
                                    "Text guidance of every segment (4 for the base schedule, 1 with the DMD LoRA)."}),
             "audio_cfg": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 30.0, "step": 0.1, "tooltip":
                                     "Audio guidance of every segment (4 for the base schedule, 1 with the DMD LoRA)."}),
-            "sampler": ("SAMPLER", {"tooltip": "The sampler of every segment (euler, as the reference)."}),
-            "sigmas": ("SIGMAS", {"tooltip": "The schedule of every segment (LongCat Sigmas)."}),
+            "sampler": SEGMENT_INPUTS["sampler"],
+            "sigmas": SEGMENT_INPUTS["sigmas"],
             "vae": VAE,
-            "noise_seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
-                                   "tooltip": "Noise seed of the first continuation; continuation i uses seed + i."}),
+            "noise_seed": SEGMENT_INPUTS["noise_seed"],
             "video": ("IMAGE", {"tooltip": "The first clip (decoded): its frames start at the audio's frame 0 and "
                                            "its first frame is every continuation's identity reference."}),
             "segments": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip":
