@@ -100,6 +100,8 @@ def test_condition_latents_must_fit_the_video(avatar_env, tensors):
     cond = {"samples": tensors["ai2v.cond_raw"]}
     with pytest.raises(ValueError, match="cond_latent .* does not fit a 128x64 video"):
         node(pack, "LongCatAvatarCondition").condition([], [], audio, 128, 64, 17, 0, cond_latent=cond)
+    with pytest.raises(ValueError, match="length 18: an avatar clip has 1 \\+ 4k frames"):
+        node(pack, "LongCatAvatarCondition").condition([], [], audio, 96, 64, 18, 0)
     with pytest.raises(ValueError, match="ref_latent is for a continuation"):
         node(pack, "LongCatAvatarCondition").condition([], [], audio, 96, 64, 17, 0, ref_latent=cond)
 

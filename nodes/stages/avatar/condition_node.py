@@ -7,7 +7,7 @@ import torch
 
 from ...core.avatar.condition import (AvatarInputError, check_embeddings, clip_audio, masks_with_background,
                                       mixed_embeddings)
-from ...core.conditioning import LATENT_CHANNELS, conditioned_latent, latent_frame_count
+from ...core.conditioning import LATENT_CHANNELS, VAE_TIME_STRIDE, conditioned_latent, latent_frame_count
 from ...model.avatar.comfy_avatar import AvatarCondition
 from ...model.comfy_model import AVATAR_CONDITION
 from ..condition_nodes import CONDITIONING_NAMES, NEGATIVE, POSITIVE, check_size
@@ -66,6 +66,9 @@ class LongCatAvatarCondition:
                   ref_latent=None, ref_img_index=10, mask_frame_range=3, avatar_audio_2=None, speaker_masks=None,
                   audio_mix="para"):
         check_size(width, height, "the video")
+        if (length - 1) % VAE_TIME_STRIDE:
+            raise AvatarInputError(f"length {length}: an avatar clip has 1 + 4k frames (each later latent takes the "
+                                   "audio of 4 frames), e.g. 93")
         embeddings = [check_embeddings("avatar_audio", avatar_audio)]
         stride, encoder = avatar_audio.get("stride", 1), avatar_audio.get("encoder", "the audio encoder")
         masks = None
