@@ -1,5 +1,8 @@
 """The pack's node list (importing the route module registers /longcat/lora_info)."""
 from .loaders import lora_info_route  # noqa: F401
+from .stages.avatar.condition_node import LongCatAvatarCondition
+from .stages.avatar.guider_node import LongCatAvatarGuider
+from .stages.avatar.long_video_node import LongCatAvatarLongVideo
 from .stages.bsa_node import LongCatBlockSparseAttention
 from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, LongCatLatentCondition, \
     LongCatRefineCondition
@@ -28,6 +31,9 @@ NODE_CLASS_MAPPINGS = {
     "LongCatLongVideo": LongCatLongVideo,
     "LongCatRefineLongVideo": LongCatRefineLongVideo,
     "LongCatSegmentPrompts": LongCatSegmentPrompts,
+    "LongCatAvatarCondition": LongCatAvatarCondition,
+    "LongCatAvatarGuider": LongCatAvatarGuider,
+    "LongCatAvatarLongVideo": LongCatAvatarLongVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -45,4 +51,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatLongVideo": "LongCat Long Video (continue N times)",
     "LongCatRefineLongVideo": "LongCat Refine Long Video (segment by segment)",
     "LongCatSegmentPrompts": "LongCat Segment Prompts (a prompt per segment)",
+    "LongCatAvatarCondition": "LongCat Avatar Condition",
+    "LongCatAvatarGuider": "LongCat Avatar Guider (text + audio CFG)",
+    "LongCatAvatarLongVideo": "LongCat Avatar Long Video (until the speech ends)",
 }

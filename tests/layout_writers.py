@@ -28,6 +28,13 @@ WAN_BLOCK = {"adaLN_modulation.1": "modulation.1", "attn.proj": "self_attn.o", "
              "cross_attn.k_norm": "cross_attn.norm_k", "ffn.w1": "ffn.w1", "ffn.w2": "ffn.w2", "ffn.w3": "ffn.w3"}
 WAN_SPLIT = {"attn.qkv": ("self_attn.q", "self_attn.k", "self_attn.v"),
              "cross_attn.kv_linear": ("cross_attn.k", "cross_attn.v")}
+# LongCat-Video-Avatar in WanVideoWrapper: its MultiTalk-style audio modules keep the reference names in the blocks,
+# the audio projection is `multitalk_audio_proj`.
+WAN_BLOCK.update({m: m for m in ("audio_cross_attn.q_linear", "audio_cross_attn.kv_linear", "audio_cross_attn.proj",
+                                 "audio_cross_attn.q_norm", "audio_cross_attn.k_norm", "audio_adaLN_modulation.1",
+                                 "pre_video_crs_attn_norm", "pre_audio_crs_attn_norm")})
+WAN_GLOBAL.update({f"audio_proj.{m}": f"multitalk_audio_proj.{m}" for m in ("proj1", "proj1_vf", "proj2", "proj3",
+                                                                            "norm")})
 
 FASTVIDEO_GLOBAL = {"x_embedder.proj": "patch_embed.proj", "t_embedder.mlp.0": "time_embedder.linear_1",
                     "t_embedder.mlp.2": "time_embedder.linear_2", "y_embedder.y_proj.0": "caption_embedder.linear_1",

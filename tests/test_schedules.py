@@ -101,3 +101,15 @@ def test_enhance_hf_is_the_continuation_schedule_of_the_golden_run(golden_dir):
     assert (1000 * sigmas[-11:-1]).tolist() == [500, 450, 400, 350, 300, 250, 200, 150, 100, 50]
     base = 1000 * base_sigmas(50)
     torch.testing.assert_close(sigmas[:-11], base[base > 500] / 1000, atol=0, rtol=1e-6)  # the base head
+
+
+def test_avatar_distill_schedule():
+    """LongCat-Video-Avatar v1.5's `get_timesteps_sigmas(use_distill=True)` recomputed: the 1000-point grid flipped,
+    indices 1000 - k * (1000 // 8), shifted by 12; the golden README's values."""
+    from longcat_pack.nodes.core.schedules import avatar_distill_sigmas
+    grid = np.linspace(0, 1, 1000)[::-1]
+    picks = 1000 - np.arange(1, 9) * 125
+    expected = np_shift(grid[picks][::-1])
+    np.testing.assert_allclose(avatar_distill_sigmas(8)[:-1].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(avatar_distill_sigmas(8).numpy(),
+                               [1, 0.9882, 0.9729, 0.9523, 0.9229, 0.8778, 0.7994, 0.6297, 0], atol=1e-4)

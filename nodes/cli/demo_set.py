@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..core.demo_files import NOISE_LABEL, TINY_DIT, lora_target_shapes, write_demo_dit, \
+from ..core.demo_files import NOISE_LABEL, TINY_AVATAR_DIT, TINY_DIT, lora_target_shapes, write_demo_dit, \
     write_demo_text_embeddings, write_official_lora
 from ..workflows.catalog import Setup
 from ..workflows.files import thumbnail_file, write_ui
@@ -26,6 +26,7 @@ DEMO_FILES = {
     "refine_lora": ("loras", "longcat_demo_refinement_lora_RANDOM.safetensors"),
     "prompt": ("text_embeddings", "longcat_demo_prompt_RANDOM.safetensors"),
     "vae": ("vae", "longcat_demo_wan21_vae_16wide_RANDOM.safetensors"),  # a new name: older demo sets hold a 96-wide one
+    "avatar_dit": ("diffusion_models", "longcat_demo_avatar_v10_dit_RANDOM.safetensors"),
 }
 LORA_ROLES = ("distill_lora", "refine_lora")
 # What the image-to-video and continuation workflows read from ComfyUI's input folder (random noise too).
@@ -101,6 +102,7 @@ def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
         "refine_lora": lambda p: write_official_lora(p, lora_target_shapes(TINY_DIT, refinement=True), seed=2),
         "prompt": write_demo_text_embeddings,
         "vae": lambda p: write_demo_vae(p, comfy_root),
+        "avatar_dit": lambda p: write_demo_dit(p, TINY_AVATAR_DIT),
     }
     for role in roles:
         folder, name = DEMO_FILES[role]

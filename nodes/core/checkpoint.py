@@ -22,6 +22,9 @@ from .layouts.dit_layouts import CheckpointPlan, check_transformer_config, plan_
 from .safetensors_file import PICKLE_SUFFIXES, TORCH_DTYPES, ModelFileError, read_safetensors_header
 
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+# Index files of sharded folders: diffusers' (the reference dit/, avatar_single/, avatar_multi/, base_model/) and
+# the reference's INT8 checkpoint (base_model_int8/).
+INDEX_NAMES = (INDEX_NAME, "quantized_model.safetensors.index.json")
 CONFIG_NAME = "config.json"  # a diffusers transformer/ folder's description, checked against the weights
 # Whole-model prefixes that other tools write (ComfyUI's model save uses the first).
 KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
@@ -130,7 +133,9 @@ def open_dit_checkpoint(path, dtype=None, progress=None):
             check_transformer_config(folder_config, plan)
     except ValueError as e:
         raise CheckpointError(path, str(e)) from None
-    return DitCheckpoint(path, shards, plan, prefix, dtype, progress, TORCH_DTYPES.get(largest[1]))
+    # The reference computes its INT8 checkpoint in bf16: that is what "default" picks from, not int8.
+    stored_dtype = torch.bfloat16 if plan.dequantized else TORCH_DTYPES.get(largest[1])
+    return DitCheckpoint(path, shards, plan, prefix, dtype, progress, stored_dtype)
 
 
 def fill_parameters(model, checkpoint, check_interrupt=None):
@@ -159,9 +164,10 @@ def fill_parameters(model, checkpoint, check_interrupt=None):
 def _shard_files(path):
     """[(file, keys the index assigns to it)] for a file, a folder, or an index file."""
     if os.path.isdir(path):
-        index = os.path.join(path, INDEX_NAME)
-        if os.path.isfile(index):
-            return _index_shards(_inside_folder(path, index))
+        for name in INDEX_NAMES:
+            index = os.path.join(path, name)
+            if os.path.isfile(index):
+                return _index_shards(_inside_folder(path, index))
         found = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))
         if len(found) != 1:
             problem = "holds no .safetensors file" if not found else f"holds {len(found)} .safetensors files"

@@ -3,7 +3,8 @@ Every file written here is labelled as random noise in its safetensors metadata.
 import torch
 from safetensors.torch import save_file
 
-from .dit import LongCatDiT
+from .avatar.audio_tokens import VAE_SCALE, WINDOW
+from .avatar.avatar_dit import dit_class
 from .lora_files import official_stem
 
 NOISE_LABEL = {"longcat_demo": "random noise for demos and tests, not a trained model"}
@@ -45,13 +46,20 @@ def write_official_lora(path, target_shapes, rank=8, alpha_scale=0.5, seed=0, dt
 
 
 TINY_DIT = dict(hidden_size=256, depth=2, num_heads=2, caption_channels=256, adaln_tembed_dim=64, ffn_hidden=768)
+# A v1.0-style avatar DiT: its audio projection takes chinese-wav2vec2-base features (12 layers x 768), the
+# smallest encoder ComfyUI loads; tiny widths elsewhere.
+WAV2VEC2_BASE_GROUPS, WAV2VEC2_BASE_CHANNELS = 12, 768
+TINY_AVATAR_DIT = dict(TINY_DIT, audio_window_dim=WINDOW * WAV2VEC2_BASE_GROUPS * WAV2VEC2_BASE_CHANNELS,
+                       audio_window_vf_dim=(WINDOW + VAE_SCALE - 1) * WAV2VEC2_BASE_GROUPS * WAV2VEC2_BASE_CHANNELS,
+                       audio_intermediate_dim=64, audio_dim=32, audio_context_tokens=4)
 
 
 def random_dit(config, dtype=torch.float32, device="cpu", seed=0):
-    """A LongCatDiT with random weights like the golden tiny model's: N(0, 1/fan_in) matrices, N(0, 0.05^2)
-    biases, norm weights 1. Built on the meta device first, so a full-size one never exists twice."""
+    """A LongCatDiT (or avatar DiT, by `config`) with random weights like the golden tiny model's: N(0, 1/fan_in)
+    matrices, N(0, 0.05^2) biases, norm weights 1. Built on the meta device first, so a full-size one never exists
+    twice."""
     gen = torch.Generator(device=device).manual_seed(seed)
-    model = LongCatDiT(**config, dtype=dtype, device="meta").to_empty(device=device)
+    model = dit_class(config)(**config, dtype=dtype, device="meta").to_empty(device=device)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() >= 2:
@@ -64,7 +72,7 @@ def random_dit(config, dtype=torch.float32, device="cpu", seed=0):
 
 
 def write_demo_dit(path, config=TINY_DIT, seed=0):
-    """A DiT checkpoint in the reference key layout (fp32), random."""
+    """A DiT checkpoint in the reference key layout (fp32), random (TINY_AVATAR_DIT: an avatar DiT)."""
     save_file({k: v.contiguous() for k, v in random_dit(config, seed=seed).state_dict().items()}, str(path),
               metadata=NOISE_LABEL)
     return path

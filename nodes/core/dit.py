@@ -166,13 +166,16 @@ class Rope3D:
     (CUDA's pow differs in the last bit for some); angles and cos/sin on `device`.
     """
 
-    def __init__(self, grid, device):
+    def __init__(self, grid, device, time_positions=None):
+        """time_positions: the time index of each latent frame (a list of T numbers); None: 0, 1, ..., T-1."""
         dims = (HEAD_DIM - 4 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6))
         self.grid = tuple(grid)
         self.axes = []  # per axis: (cos, sin) [positions, channels of the axis]
-        for n, dim in zip(grid, dims):
+        positions = [time_positions if time_positions is not None else range(grid[0]), range(grid[1]),
+                     range(grid[2])]
+        for axis, dim in zip(positions, dims):
             freqs = (1.0 / (ROPE_BASE ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))).to(device)
-            angles = (torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None])
+            angles = (torch.tensor(list(axis), device=device, dtype=torch.float32)[:, None] * freqs[None])
             angles = angles.repeat_interleave(2, dim=-1)
             self.axes.append((angles.cos(), angles.sin()))
 
@@ -210,13 +213,16 @@ class FrameChunks:
 
     Per-token work runs chunk by chunk so that its intermediates never span all tokens. A chunk covers about
     1/parts of the frames (at least MIN_CHUNK_TOKENS tokens, rounded down to a multiple of `multiple` frames);
-    conditioning frames and noisy frames never share a chunk. Frame slices count from the clip's first frame, token
-    slices from frame `origin` (the first frame the residual stream holds: 0, or after a cached condition).
+    conditioning frames and noisy frames never share a chunk, nor do frames on either side of a frame index in `cuts`
+    (an attention layout's boundaries). Frame slices count from the clip's first frame, token slices from frame
+    `origin` (the first frame the residual stream holds: 0, or after a cached condition).
     """
 
-    def __init__(self, grid, num_cond_frames=0, multiple=1, origin=0):
+    def __init__(self, grid, num_cond_frames=0, multiple=1, origin=0, cuts=()):
         self.frames, self.frame_tokens = grid[0], grid[1] * grid[2]
         self.num_cond_frames, self.multiple, self.origin = num_cond_frames, multiple, origin
+        bounds = sorted({0, self.frames, num_cond_frames, *(c for c in cuts if 0 < c < self.frames)})
+        self.segments = list(zip(bounds[:-1], bounds[1:]))
 
     def __call__(self, parts, start=0, stop=None):
         """Chunks of the frames [start, stop) (stop: the clip's end when None), as a list (not a generator, which
@@ -225,7 +231,7 @@ class FrameChunks:
         step = max(-(-self.frames // parts), -(-MIN_CHUNK_TOKENS // self.frame_tokens))
         step = max(self.multiple, step // self.multiple * self.multiple)
         chunks = []
-        for first, end in ((0, self.num_cond_frames), (self.num_cond_frames, self.frames)):
+        for first, end in self.segments:
             for f in range(max(first, start), min(end, stop), step):
                 frames = slice(f, min(f + step, end, stop))
                 chunks.append((slice((f - self.origin) * self.frame_tokens,
@@ -364,11 +370,11 @@ class CrossAttention(nn.Module):
     """Text cross-attention: q from the video tokens, k/v from the caption rows, q/k RMSNorm, no RoPE, no mask.
     The caption's keys and values are computed once per block (`text_keys`), the queries per chunk of tokens."""
 
-    def __init__(self, dim, num_heads, dtype=None, device=None, operations=nn):
+    def __init__(self, dim, num_heads, dtype=None, device=None, operations=nn, context_dim=None):
         super().__init__()
         self.num_heads = num_heads
         self.q_linear = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
-        self.kv_linear = operations.Linear(dim, 2 * dim, bias=True, dtype=dtype, device=device)
+        self.kv_linear = operations.Linear(context_dim or dim, 2 * dim, bias=True, dtype=dtype, device=device)
         self.proj = operations.Linear(dim, dim, bias=True, dtype=dtype, device=device)
         self.q_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
         self.k_norm = RMSNorm(HEAD_DIM, dtype=dtype, device=device)
@@ -423,49 +429,84 @@ class LongCatBlock(nn.Module):
         self.ffn = FeedForwardSwiGLU(hidden_size, ffn_hidden, operations=operations, **kw)
 
     def forward(self, x, y, t_emb, rope, grid, num_cond_tokens, first_frame=0, cached_kv=None, record_kv=None,
-                attention=sdpa):
+                attention=sdpa, layout=None):
         """Updates the residual stream x [B, N, C] in place (and returns it).
 
         x holds the latent frames from `first_frame` on (t_emb [B, T', C] at least up to its last frame), of the
         clip's token grid `grid`, whose leading num_cond_tokens tokens are the condition. Three ways to run: the whole
         clip (first_frame 0); the condition alone to fill a cache (x = the condition, y None, `record_kv` gets this
         block's (k, v) appended); the noisy frames alone (first_frame = the condition's frames) next to the
-        condition's `cached_kv`. `attention(q, k, v, heads)`: the attention kernel (see `sdpa`).
+        condition's `cached_kv`. `attention(q, k, v, heads)`: the attention kernel (see `sdpa`). `layout` (a
+        ConditionLayout) says which keys each frame attends to.
 
         Self-attention runs in two passes over chunks of frames: q, k, v of every token first, then attention and
         the gated add one chunk of queries at a time. Cross-attention and the FFN run chunk by chunk too.
         """
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = \
             run_fp32(self.adaLN_modulation, t_emb).unsqueeze(2).chunk(6, dim=-1)  # each [B, T', 1, C]
+        layout = layout or ConditionLayout(num_cond_tokens // (grid[1] * grid[2]))
+        chunks, last_frame = self.self_attention(x, shift_msa, scale_msa, gate_msa, rope, grid, layout, first_frame,
+                                                 cached_kv, record_kv, attention=attention)
+        self.text_cross_attention(x, y, chunks(TOKEN_PARTS, max(first_frame, layout.num_cond_frames), last_frame),
+                                  attention)
+        self.feed_forward(x, shift_mlp, scale_mlp, gate_mlp, chunks(TOKEN_PARTS, first_frame, last_frame))
+        return x
+
+    def self_attention(self, x, shift, scale, gate, rope, grid, layout, first_frame=0, cached_kv=None,
+                       record_kv=None, visit=None, attention=sdpa):
+        """x += gate * SelfAttn(mod(x)), in two passes over chunks of frames; returns (the FrameChunks of this
+        clip, the last frame + 1). `visit(frames, q, k)` (optional) sees each chunk of queries and all keys
+        before the chunk attends."""
         frame_tokens = grid[1] * grid[2]
-        num_cond_frames = num_cond_tokens // frame_tokens
+        num_cond_frames = layout.num_cond_frames
         last_frame = first_frame + x.shape[1] // frame_tokens
         self_attention, tile = self.attn.plan(grid, num_cond_frames, attention)
-        chunks = FrameChunks(grid, num_cond_frames, multiple=tile[0] if tile else 1, origin=first_frame)
-
-        queries, k, v = self.attn.project(x, shift_msa, scale_msa, rope,
-                                          chunks(ATTENTION_PARTS, first_frame, last_frame), tile, last_frame, cached_kv)
+        chunks = FrameChunks(grid, num_cond_frames, multiple=tile[0] if tile else 1, origin=first_frame,
+                             cuts=layout.cuts)
+        queries, k, v = self.attn.project(x, shift, scale, rope, chunks(ATTENTION_PARTS, first_frame, last_frame),
+                                          tile, last_frame, cached_kv)
         if record_kv is not None:
             record_kv.append((k, v))
         while queries:
             rows, frames, q = queries.pop(0)  # each chunk of queries is freed once it has attended
-            # Conditioning tokens attend only among themselves; noisy tokens attend to everything.
-            keys = slice(0, num_cond_tokens) if frames.start < num_cond_frames else slice(None)
-            gated_add_(x[:, rows], gate_msa[:, frames],
-                       self.attn.attend(q, k[:, :, keys], v[:, :, keys], grid, self_attention))
+            if visit is not None:
+                visit(frames, q, k)
+            first, stop = layout.key_frames(frames.start)
+            keys = slice(first * frame_tokens, None if stop is None else stop * frame_tokens)
+            gated_add_(x[:, rows], gate[:, frames], self.attn.attend(q, k[:, :, keys], v[:, :, keys], grid, self_attention))
         del q, k, v
+        return chunks, last_frame
 
-        noisy = list(chunks(TOKEN_PARTS, max(first_frame, num_cond_frames), last_frame))
-        if noisy:  # conditioning tokens get no cross-attention
+    def text_cross_attention(self, x, y, chunks, attention=sdpa):
+        """x += CrossAttn(LN_affine(x), y) on the given chunks (the noisy frames: the condition gets none)."""
+        chunks = list(chunks)
+        if chunks:
             text_k, text_v = self.cross_attn.text_keys(y)
-        for rows, _ in noisy:
+        for rows, _ in chunks:
             x[:, rows] += self.cross_attn(run_fp32(self.pre_crs_attn_norm, x[:, rows]).to(x.dtype), text_k, text_v,
                                           attention)
 
-        for rows, frames in chunks(TOKEN_PARTS, first_frame, last_frame):
-            gated_add_(x[:, rows], gate_mlp[:, frames],
-                       self.ffn(modulate(x[:, rows], shift_mlp[:, frames], scale_mlp[:, frames])))
-        return x
+    def feed_forward(self, x, shift, scale, gate, chunks):
+        for rows, frames in chunks:
+            gated_add_(x[:, rows], gate[:, frames], self.ffn(modulate(x[:, rows], shift[:, frames], scale[:, frames])))
+
+
+class ConditionLayout:
+    """Which keys each latent frame's queries attend to in self-attention: the leading condition frames only among
+    themselves, the noisy frames to every frame. A subclass changes the key ranges (`key_frames`), the RoPE time
+    positions (`time_positions`) and the frames a chunk of queries may not straddle (`cuts`)."""
+    cuts = ()
+
+    def __init__(self, num_cond_frames):
+        self.num_cond_frames = num_cond_frames
+
+    def time_positions(self, frames):
+        """The RoPE time index of each of `frames` latent frames; None: 0, 1, ..., frames - 1."""
+        return None
+
+    def key_frames(self, frame):
+        """(first, stop) latent frames of the keys the queries of frame `frame` attend to; stop None: all."""
+        return (0, self.num_cond_frames) if frame < self.num_cond_frames else (0, None)
 
 
 class FinalLayer(nn.Module):
@@ -489,14 +530,15 @@ class LongCatDiT(nn.Module):
     """LongCat-Video DiT. Dimensions come from `dit_config_from_state_dict`; head dim is always 128.
 
     `attention` is the attention kernel every block calls (see `sdpa`); a host swaps it for its own (ComfyUI's
-    `optimized_attention`, with launch flags and override nodes) by setting the attribute.
+    `optimized_attention`, with launch flags and override nodes) by setting the attribute. `block`: the block class
+    (a model variant's blocks take the base arguments).
     """
 
     attention = staticmethod(sdpa)
 
     def __init__(self, hidden_size, depth, num_heads, caption_channels, adaln_tembed_dim, ffn_hidden,
                  in_channels=16, out_channels=16, patch_size=(1, 2, 2), frequency_embedding_size=256,
-                 dtype=None, device=None, operations=nn):
+                 dtype=None, device=None, operations=nn, block=LongCatBlock):
         super().__init__()
         if hidden_size != num_heads * HEAD_DIM:
             raise ValueError(f"hidden_size {hidden_size} != num_heads {num_heads} x head dim {HEAD_DIM}")
@@ -509,7 +551,7 @@ class LongCatDiT(nn.Module):
         self.t_embedder = TimestepEmbedder(adaln_tembed_dim, frequency_embedding_size, **kw)
         self.y_embedder = CaptionEmbedder(caption_channels, hidden_size, **kw)
         self.blocks = nn.ModuleList(
-            LongCatBlock(hidden_size, num_heads, adaln_tembed_dim, ffn_hidden, **kw) for _ in range(depth))
+            block(hidden_size, num_heads, adaln_tembed_dim, ffn_hidden, **kw) for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, math.prod(patch_size), out_channels, adaln_tembed_dim, **kw)
 
     def set_self_attention(self, fn):
@@ -525,7 +567,7 @@ class LongCatDiT(nn.Module):
         return dtype if dtype in COMPUTE_DTYPES else x.dtype
 
     def forward(self, x, timestep, context, context_mask=None, num_cond_latents=0, condition_cache=None,
-                transformer_options=None):
+                transformer_options=None, layout=None, block_inputs=None):
         """Raw reference output (fp32, [B, out, T, H, W]), before the sampler's sign flip (velocity = -out).
 
         x: [B, in, T, H, W] latents. timestep: [B] or per latent frame [B, T], 0..1000 scale.
@@ -534,7 +576,9 @@ class LongCatDiT(nn.Module):
         num_cond_latents: leading clean conditioning latent frames (their timestep must be 0).
         condition_cache: a ConditionCache: the conditioning frames' keys and values are computed once (the
         reference's KV cache) and only the other frames run through the blocks; the conditioning frames' output is
-        then 0. transformer_options: handed to the attention kernel with every call (see `sdpa`).
+        then 0. transformer_options: handed to the attention kernel with every call (see `sdpa`). layout: a
+        ConditionLayout of num_cond_latents frames (None: the plain one). block_inputs: extra keyword arguments for
+        every block call (a model variant's blocks).
         """
         B, _, T, H, W = x.shape
         dtype = self.residual_dtype(x)
@@ -550,19 +594,21 @@ class LongCatDiT(nn.Module):
         if timestep.dim() == 1:
             timestep = timestep[:, None].expand(B, T)
         t_emb = self.embed_timesteps(timestep, dtype)
-        rope = Rope3D(grid, x.device)
+        layout = layout or ConditionLayout(num_cond_latents)
+        rope = Rope3D(grid, x.device, layout.time_positions(T))
         attention = functools.partial(self.attention, transformer_options=transformer_options)
         num_cond_tokens = num_cond_latents * grid[1] * grid[2]
         cached_kv = [None] * len(self.blocks)
         first = 0  # the first latent frame that runs through the blocks
         if condition_cache is not None and num_cond_latents:
             cached_kv = self.cached_condition(condition_cache, x[:, :, :num_cond_latents], rope, grid, dtype,
-                                              attention)
+                                              attention, layout)
             first = num_cond_latents
 
         h = self.x_embedder(x[:, :, first:].to(dtype)).contiguous()  # the residual stream, updated in place
         for block, kv in zip(self.blocks, cached_kv):
-            h = block(h, y, t_emb, rope, grid, num_cond_tokens, first, kv, attention=attention)
+            h = block(h, y, t_emb, rope, grid, num_cond_tokens, first, kv, attention=attention, layout=layout,
+                      **(block_inputs or {}))
 
         out = self.final_layer(h, t_emb, FrameChunks(grid, origin=first)(TOKEN_PARTS, first))
         out = rearrange(out, "B (T Hp Wp) (pt ph pw C) -> B C (T pt) (Hp ph) (Wp pw)",
@@ -579,16 +625,16 @@ class LongCatDiT(nn.Module):
 
     @torch.compiler.disable  # compares tensors, a data-dependent decision: under torch.compile it runs eagerly,
     # one graph break per step before the blocks, which stay whole graphs
-    def cached_condition(self, condition_cache, cond, rope, grid, dtype, attention):
+    def cached_condition(self, condition_cache, cond, rope, grid, dtype, attention, layout=None):
         """[(k, v) per block] of the clean conditioning frames cond [B, in, n_c, H, W] from `condition_cache`,
         computed there if it holds another condition; one batch row when the batch shares it (CFG's cond and
         uncond)."""
         if cond.shape[0] > 1 and bool((cond == cond[:1]).all()):
             cond = cond[:1]
-        return condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype, attention,
+        return condition_cache.get(cond, lambda: self.condition_kv(cond, rope, grid, dtype, attention, layout,
                                                                     condition_cache.new_store()))
 
-    def condition_kv(self, cond, rope, grid, dtype, attention, kv=None):
+    def condition_kv(self, cond, rope, grid, dtype, attention, layout=None, kv=None):
         """[(k, v) per block] of clean conditioning frames [b, in, n_c, H, W] alone, in the clip's token grid `grid`:
         timestep 0, attending only among themselves, no cross-attention, exactly as they run beside the noisy frames
         (which never influence them). Each block's (k, v) is appended to `kv` as soon as it is made (a list, or a
@@ -597,7 +643,7 @@ class LongCatDiT(nn.Module):
         t_emb = self.embed_timesteps(cond.new_zeros(cond.shape[0], cond.shape[2]), dtype)
         kv = [] if kv is None else kv
         for block in self.blocks:
-            h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv, attention=attention)
+            h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv, attention=attention, layout=layout)
         return kv
 
 

@@ -47,6 +47,15 @@ def distill_sigmas(steps: int = 16) -> torch.Tensor:
     return _finish(shift_sigmas(grid[torch.from_numpy(picks)]))
 
 
+def avatar_distill_sigmas(steps: int = 8) -> torch.Tensor:
+    """LongCat-Video-Avatar v1.5's DMD schedule: of the 1000-point grid 1 - i/999, the points i = 1000 - k * (1000 //
+    steps) for k = steps .. 1 (8 steps: 1, 0.8749, ..., 0.1241), shifted by 12, then 0."""
+    if not 1 <= steps <= 1000:
+        raise ValueError(f"avatar distill steps must be in 1..1000, got {steps}")
+    picks = 1000 - torch.arange(steps, 0, -1, dtype=torch.float64) * (1000 // steps)
+    return _finish(shift_sigmas(1.0 - picks / 999.0))
+
+
 def refine_sigmas(steps: int = 50, t_thresh: float = 0.5) -> torch.Tensor:
     """The refinement schedule: the shifted base schedule below t_thresh, with t_thresh prepended, then 0.
 

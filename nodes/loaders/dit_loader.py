@@ -10,8 +10,11 @@ import comfy.ops
 import comfy.utils
 import folder_paths
 
-from ..model.comfy_model import FP8_MATMUL, build_model_patcher, check_quantization, pick_dtypes
-from ..core.checkpoint import CONFIG_NAME, INDEX_NAME, open_dit_checkpoint
+from ..core.avatar.avatar_dit import is_avatar
+from ..model.avatar.comfy_avatar import LongCatAvatarConfig
+from ..model.comfy_model import FP8_MATMUL, LongCatVideoConfig, build_model_patcher, check_quantization, \
+    pick_dtypes
+from ..core.checkpoint import CONFIG_NAME, INDEX_NAMES, open_dit_checkpoint
 from ..core.confined_paths import resolve_inside
 from ..core.lru_cache import LruCache
 from .model_names import confined, loop_free_names, resolve_model_file
@@ -45,7 +48,8 @@ def sharded_folders():
 def _holds_checkpoint(folder):
     try:
         version = tuple(os.stat(p).st_mtime_ns if os.path.exists(p) else None
-                        for p in (folder, os.path.join(folder, INDEX_NAME), os.path.join(folder, CONFIG_NAME)))
+                        for p in (folder, *(os.path.join(folder, n) for n in INDEX_NAMES),
+                                  os.path.join(folder, CONFIG_NAME)))
     except OSError:
         return False
     return _folder_kinds.get_or_build(folder, lambda: _is_checkpoint_folder(folder), version=version)
@@ -56,7 +60,7 @@ def _is_checkpoint_folder(folder):
         files = os.listdir(folder)
     except OSError:
         return False
-    return INDEX_NAME in files or is_transformer_folder(folder, files)
+    return any(name in files for name in INDEX_NAMES) or is_transformer_folder(folder, files)
 
 
 def is_transformer_folder(folder, files):
@@ -94,7 +98,9 @@ class LongCatDiTLoader:
             "dit_name": (dit_names(), {"tooltip": "A LongCat-Video DiT from models/diffusion_models: one .safetensors "
                                                   "file (reference, Kijai / WanVideoWrapper or FastVideo names; bf16, "
                                                   "fp8, scaled fp8 or ComfyUI-quantized), or a sharded folder (the "
-                                                  "reference dit/, a diffusers transformer/)."}),
+                                                  "reference dit/, a diffusers transformer/). LongCat-Video-Avatar "
+                                                  "DiTs too: avatar_single/, avatar_multi/, v1.5 base_model/ and its "
+                                                  "INT8 base_model_int8/."}),
             "weight_dtype": (WEIGHT_DTYPES, {"default": "default", "tooltip":
                              "Storage dtype of the weights. default: what ComfyUI picks for this GPU and file (bf16 "
                              "where supported; an fp8 file stays fp8 where that is needed to fit; quantized files "
@@ -123,10 +129,17 @@ class LongCatDiTLoader:
         bar = comfy.utils.ProgressBar(len(checkpoint))
         checkpoint.dtype = None if quantized else dtype  # quantized layers keep their stored tensors
         checkpoint.progress = lambda done, total: bar.update_absolute(done, total)
+        avatar = is_avatar(checkpoint.config)
+        if avatar:
+            log.info("Load LongCat DiT: %s is a LongCat-Video-Avatar DiT (audio projection %d inputs per frame%s)",
+                     dit_name, checkpoint.config["audio_window_dim"],
+                     ", INT8 dequantized to the weight dtype" if checkpoint.plan.dequantized else "")
         patcher = build_model_patcher(checkpoint, dtype, manual_cast, mm.throw_exception_if_processing_interrupted,
-                                      fp8_matmul=weight_dtype == FP8_MATMUL)
+                                      fp8_matmul=weight_dtype == FP8_MATMUL,
+                                      config_class=LongCatAvatarConfig if avatar else LongCatVideoConfig)
         if weight_dtype == FP8_MATMUL and not any(isinstance(m, comfy.ops.fp8_ops.Linear)
                                                   for m in patcher.model.diffusion_model.modules()):
             log.warning("Load LongCat DiT: fp8_e4m3fn_fast asks for fp8 matrix multiplication, which this device "
                         "cannot do; the weights are stored in fp8 and multiplied in %s", manual_cast or dtype)
+        patcher.model.source_name = dit_name  # for messages
         return (patcher,)

@@ -28,6 +28,7 @@ TEXT_TOKENS = 512  # the reference encodes prompts to 512 umT5 rows
 # transformer_options keys the model reads (nodes set them; the model owns their names)
 CONDITION_CACHE = "longcat_condition_cache"  # the ConditionCache of the running sampler
 BSA_OPTION = "longcat_block_sparse"  # {"sparsity": float}: block-sparse self-attention on this branch
+AVATAR_CONDITION = "longcat_avatar"  # conditioning key: the avatar's AvatarCondition (model/avatar/)
 CACHED_FROM_LATENTS = 2  # conditions this long (a clip: continuation, long video) run from the cache
 # The peak of one step, in rows of [hidden] per token: the residual stream and one block's q, k, v for every token,
 # and 4 more for each token of the largest self-attention chunk (its modulated input and its qkv output). Measured
@@ -72,39 +73,50 @@ class LongCatComfyDiT(LongCatDiT):
 class LongCatVideoModel(comfy.model_base.BaseModel):
     cached_condition_latents = 0  # the condition the next sampling run caches (set by condition_per_run)
     condition_offload = False  # ... and whether that cache lives in CPU memory (set by condition_per_run too)
+    unet_model = LongCatComfyDiT
 
     def __init__(self, model_config, device=None):
-        super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=LongCatComfyDiT)
+        super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=self.unet_model)
 
     def memory_required(self, input_shape, cond_shapes={}):
         """Activation memory of one step on latents of `input_shape` [B, C, T, H, W], what ComfyUI keeps free next
         to the weights (see ROWS_PER_TOKEN), and the condition cache of a continuation: all of it, or
-        ON_DEVICE_BLOCKS blocks of it when it lives in CPU memory; ComfyUI's area formula (memory_usage_factor) is
-        not used."""
-        grid = self.token_grid(input_shape)
+        ON_DEVICE_BLOCKS blocks of it when it lives in CPU memory; a model variant's extra frames (extra_frames)
+        count in both. ComfyUI's area formula (memory_usage_factor) is not used."""
+        extra = self.extra_frames(cond_shapes)
+        grid = self.token_grid(input_shape, extra)
         chunk = max(rows.stop - rows.start for rows, _ in FrameChunks(grid)(ATTENTION_PARTS))
         rows = ROWS_PER_TOKEN * grid[0] * grid[1] * grid[2] + ROWS_PER_CHUNK_TOKEN * chunk
         activations = input_shape[0] * rows * self.model_config.unet_config["hidden_size"] * self.element_size()
-        cache = self.condition_cache_bytes(input_shape, ON_DEVICE_BLOCKS if self.condition_offload else None)
+        cache = self.condition_cache_bytes(input_shape, ON_DEVICE_BLOCKS if self.condition_offload else None, extra)
         return MARGIN * (activations + cache)
 
-    def condition_cache_bytes(self, input_shape, blocks=None):
-        """k and v of the cached condition's tokens (one batch row) in `blocks` blocks (None: every block)."""
+    def condition_cache_bytes(self, input_shape, blocks=None, extra=0):
+        """k and v of the cached condition's tokens (one batch row, `extra` frames more: a variant's reference) in
+        `blocks` blocks (None: every block)."""
         unet_config = self.model_config.unet_config
         grid = self.token_grid(input_shape)
         blocks = unet_config["depth"] if blocks is None else min(blocks, unet_config["depth"])
-        return 2 * blocks * self.cached_condition_latents * grid[1] * grid[2] * unet_config["hidden_size"] * \
-            self.element_size()
+        cached = self.cached_condition_latents + extra if self.cached_condition_latents else 0
+        return 2 * blocks * cached * grid[1] * grid[2] * unet_config["hidden_size"] * self.element_size()
 
-    def token_grid(self, input_shape):
+    def token_grid(self, input_shape, extra=0):
         _, ph, pw = self.model_config.unet_config.get("patch_size", (1, 2, 2))
-        return input_shape[2], -(-input_shape[3] // ph), -(-input_shape[4] // pw)
+        return input_shape[2] + extra, -(-input_shape[3] // ph), -(-input_shape[4] // pw)
 
     def element_size(self):
         dtype = self.manual_cast_dtype or self.get_dtype()
         return mm.dtype_size(dtype) if dtype in COMPUTE_DTYPES else 2  # fp8 storage computes in 16 bits
 
+    def extra_frames(self, cond_shapes):
+        """Latent frames the model runs besides the sampler's (a model variant's prepended reference): none."""
+        return 0
+
     def extra_conds(self, **kwargs):
+        if kwargs.get(AVATAR_CONDITION) is not None and not self.model_config.unet_config.get("audio_dim"):
+            raise ValueError("the conditioning carries avatar audio (LongCat Avatar Condition), but this DiT is not "
+                             "a LongCat-Video-Avatar model: load an avatar DiT (avatar_single/, avatar_multi/, "
+                             "base_model/ or base_model_int8/)")
         out = super().extra_conds(**kwargs)
         cross_attn = kwargs.get("cross_attn", None)
         if cross_attn is not None:  # CONDRegular: batching never pads text rows by repetition
@@ -172,13 +184,14 @@ def check_quantization(checkpoint, choice):
                                                "weight_dtype default (or bf16 / fp16 / fp32 for its other layers)")
 
 
-def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None, fp8_matmul=False):
-    """A LongCatModelPatcher around a LongCatVideoModel, its parameters filled from the streaming `checkpoint`.
-    Layers come from comfy/ops.py pick_operations, as core's models get them: quantized layers ComfyUI's
-    mixed-precision ops, picked from the per-layer configs (comfy/utils.py detect_layer_quantization ->
-    model_config.quant_config); fp8 weights its fp8 matmul ops where `fp8_matmul` or `--fast` asks and the device
-    computes in fp8."""
-    config = LongCatVideoConfig(dict(checkpoint.config))
+def build_model_patcher(checkpoint, weight_dtype, manual_cast_dtype, check_interrupt=None, fp8_matmul=False,
+                        config_class=LongCatVideoConfig):
+    """A LongCatModelPatcher around a LongCatVideoModel (or `config_class`'s model), its parameters filled from the
+    streaming `checkpoint`. Layers come from comfy/ops.py pick_operations, as core's models get them: quantized
+    layers ComfyUI's mixed-precision ops, picked from the per-layer configs (comfy/utils.py
+    detect_layer_quantization -> model_config.quant_config); fp8 weights its fp8 matmul ops where `fp8_matmul` or
+    `--fast` asks and the device computes in fp8."""
+    config = config_class(dict(checkpoint.config))
     config.set_inference_dtype(weight_dtype, manual_cast_dtype)
     config.optimizations["fp8"] = fp8_matmul
     offload_device = mm.unet_offload_device()

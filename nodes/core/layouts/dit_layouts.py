@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..dit import LongCatDiT, block_ranges, dit_config_from_state_dict
+from ..avatar.avatar_dit import avatar_config_from_state_dict, dit_class
+from ..dit import block_ranges
 from .module_names import LAYOUTS, fused_of, is_linear, pieces_of
 from .quantization import LAYER_PARAMS, LISTED, MARKER, listed, logical_shape, quantized_layers
 
@@ -21,6 +22,7 @@ PLAIN_PARAMS = ("weight", "bias")
 # Depth of the released models by hidden size (LongCat-Video and -Avatar: 48 blocks of 4096). A checkpoint of
 # another size (the tiny test models) has no known depth: a config.json beside it, when there is one, gives it.
 RELEASED_DEPTHS = {4096: 48}
+INT8_PARAMS = ("weight_int8", "weight_scale")  # LongCat-Video-Avatar v1.5's base_model_int8/, per layer
 
 
 class LayoutProblem(ValueError):
@@ -36,6 +38,7 @@ class CheckpointPlan:
     routes: dict  # stored key -> (model key, piece index, piece count); absent: dropped
     quantized: dict = field(default_factory=dict)  # model module -> ComfyUI per-layer config
     count: int = 0  # tensors `stream` yields
+    dequantized: set = field(default_factory=set)  # model weights stored as the reference's INT8 (see INT8_PARAMS)
 
     def stream(self, stored):
         """Yield (model key, tensor) for (stored key, tensor) pairs in any order; pieces are fused on arrival of
@@ -55,7 +58,7 @@ class CheckpointPlan:
             pieces[index] = tensor
             if all(p is not None for p in pieces):
                 del pending[target]
-                yield target, torch.cat(pieces, dim=0)
+                yield target, dequantize_int8(*pieces) if target in self.dequantized else torch.cat(pieces, dim=0)
 
     def module_keys(self):
         """{model module: [its model keys]}, for loaders that fill whole modules at once."""
@@ -63,6 +66,12 @@ class CheckpointPlan:
         for target in {*(r[0] for r in self.routes.values()), *(f"{m}.comfy_quant" for m in self.quantized)}:
             keys.setdefault(target.rsplit(".", 1)[0], []).append(target)
         return keys
+
+
+def dequantize_int8(weight_int8, weight_scale):
+    """The reference's INT8 weight-only layer (modules/quantization.py QuantizedLinear): int8 [out, in] times a
+    per-output-channel scale, in fp32 (every stored value is exact there)."""
+    return weight_int8.float() * weight_scale.float()[:, None]
 
 
 def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix="", config_depth=None):
@@ -90,12 +99,20 @@ def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix="", config_dep
         return f"{fused}.parts.{index}" if fused in split else native
 
     quantized = {model_module(m): conf for m, conf in quantized_natives.items()}
-    routes, plain, unknown = {}, {}, []
+    routes, plain, unknown, dequantized = {}, {}, [], set()
+    int8 = {native.rsplit(".", 1)[0] for key, native in natives.items() if native.endswith(".weight_int8")}
     for key, native in natives.items():
         module, param = native.rsplit(".", 1)
         name = renamed.get(key, param)
         if name is None:
             continue
+        if module in int8 and param in INT8_PARAMS:  # the reference's INT8 checkpoint: dequantized on the way in
+            if module not in quantized_natives and is_linear(module):
+                routes[key] = (f"{module}.weight", INT8_PARAMS.index(param), len(INT8_PARAMS))
+                dequantized.add(f"{module}.weight")
+                if param == "weight_int8":
+                    plain[f"{module}.weight"] = stored[key]
+                continue
         if param not in PLAIN_PARAMS and (name not in LAYER_PARAMS or model_module(module) not in quantized):
             unknown.append(key)
             continue
@@ -123,7 +140,7 @@ def plan_checkpoint(shapes, dtypes, metadata, read_tensor, prefix="", config_dep
         else:
             model_shapes[key] = shape
     count = len({r[0] for r in routes.values()}) + len(quantized)
-    return CheckpointPlan(layout, config, model_shapes, routes, quantized, count)
+    return CheckpointPlan(layout, config, model_shapes, routes, quantized, count, dequantized)
 
 
 def _closest_layout(stored):
@@ -181,8 +198,8 @@ def _checked_config(layout, shapes, missing, extra, stored):
     """The model's configuration, after checking that `shapes` (native keys) are exactly its parameters;
     problems are reported in the layout's own key names."""
     try:
-        config = dit_config_from_state_dict(shapes)
-        model = LongCatDiT(**config, device="meta")
+        config = avatar_config_from_state_dict(shapes)
+        model = dit_class(config)(**config, device="meta")
     except ValueError as e:
         if missing or extra:
             raise LayoutProblem(_problems(layout, missing, extra, [])) from None

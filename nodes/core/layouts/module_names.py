@@ -10,12 +10,20 @@ import re
 from dataclasses import dataclass
 
 # Linear modules of one block and of the whole DiT (the modules a LoRA or a quantized layer may target).
+# The avatar DiT (LongCat-Video-Avatar) adds an audio cross-attention per block and a global audio projection.
+AVATAR_BLOCK_LINEARS = ("audio_cross_attn.q_linear", "audio_cross_attn.kv_linear", "audio_cross_attn.proj",
+                        "audio_adaLN_modulation.1")
+AVATAR_GLOBAL_LINEARS = ("audio_proj.proj1", "audio_proj.proj1_vf", "audio_proj.proj2", "audio_proj.proj3")
+AVATAR_BLOCK_OTHERS = ("audio_cross_attn.q_norm", "audio_cross_attn.k_norm", "pre_video_crs_attn_norm",
+                       "pre_audio_crs_attn_norm")
+AVATAR_GLOBAL_OTHERS = ("audio_proj.norm",)
 BLOCK_LINEARS = ("attn.qkv", "attn.proj", "cross_attn.q_linear", "cross_attn.kv_linear", "cross_attn.proj",
-                 "ffn.w1", "ffn.w2", "ffn.w3", "adaLN_modulation.1")
+                 "ffn.w1", "ffn.w2", "ffn.w3", "adaLN_modulation.1") + AVATAR_BLOCK_LINEARS
 GLOBAL_LINEARS = ("final_layer.adaLN_modulation.1", "final_layer.linear", "t_embedder.mlp.0", "t_embedder.mlp.2",
-                  "y_embedder.y_proj.0", "y_embedder.y_proj.2")
-BLOCK_OTHERS = ("attn.q_norm", "attn.k_norm", "pre_crs_attn_norm", "cross_attn.q_norm", "cross_attn.k_norm")
-GLOBAL_OTHERS = ("x_embedder.proj",)
+                  "y_embedder.y_proj.0", "y_embedder.y_proj.2") + AVATAR_GLOBAL_LINEARS
+BLOCK_OTHERS = ("attn.q_norm", "attn.k_norm", "pre_crs_attn_norm", "cross_attn.q_norm",
+                "cross_attn.k_norm") + AVATAR_BLOCK_OTHERS
+GLOBAL_OTHERS = ("x_embedder.proj",) + AVATAR_GLOBAL_OTHERS
 FUSED_PIECES = {"attn.qkv": ("attn.q", "attn.k", "attn.v"), "cross_attn.kv_linear": ("cross_attn.k", "cross_attn.v")}
 _BLOCK = re.compile(r"^blocks[._](\d+)[._](.+)$")
 PIECE_OF = {piece: (fused, j, len(pieces)) for fused, pieces in FUSED_PIECES.items() for j, piece in enumerate(pieces)}
@@ -100,6 +108,13 @@ GLOBAL_NAMES = {
     "final_layer.adaLN_modulation.1": ("head.modulation.1", "final_layer.adaln_linear"),
     "final_layer.linear": ("head.head", "final_layer.proj"),
 }
+
+
+# The avatar modules in WanVideoWrapper / Kijai's layout: the blocks keep the reference names (its MultiTalk-style
+# audio cross-attention is named like the reference's), the audio projection is `multitalk_audio_proj`. FastVideo
+# has no avatar model; its column repeats the native names.
+BLOCK_NAMES.update({n: (n, n) for n in AVATAR_BLOCK_LINEARS + AVATAR_BLOCK_OTHERS})
+GLOBAL_NAMES.update({n: ("multitalk_" + n, n) for n in AVATAR_GLOBAL_LINEARS + AVATAR_GLOBAL_OTHERS})
 
 
 def _column(column):

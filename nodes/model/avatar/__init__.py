@@ -1,0 +1,1 @@
+"""ComfyUI glue of LongCat-Video-Avatar."""
