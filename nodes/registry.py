@@ -1,5 +1,6 @@
 """The pack's node list (importing the route module registers /longcat/lora_info)."""
 from .loaders import lora_info_route  # noqa: F401
+from .stages.avatar.audio_node import LongCatAvatarAudio
 from .stages.bsa_node import LongCatBlockSparseAttention
 from .stages.condition_nodes import LongCatExtendVideo, LongCatImageToVideo, LongCatLatentCondition, \
     LongCatRefineCondition
@@ -26,6 +27,7 @@ NODE_CLASS_MAPPINGS = {
     "LongCatRefineCondition": LongCatRefineCondition,
     "LongCatLongVideo": LongCatLongVideo,
     "LongCatRefineLongVideo": LongCatRefineLongVideo,
+    "LongCatAvatarAudio": LongCatAvatarAudio,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -42,4 +44,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatRefineCondition": "LongCat Refine Condition",
     "LongCatLongVideo": "LongCat Long Video (continue N times)",
     "LongCatRefineLongVideo": "LongCat Refine Long Video (segment by segment)",
+    "LongCatAvatarAudio": "LongCat Avatar Audio",
 }

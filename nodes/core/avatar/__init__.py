@@ -1,0 +1,1 @@
+"""LongCat-Video-Avatar core: pure torch / numpy, no ComfyUI imports."""

@@ -1,0 +1,1 @@
+"""LongCat-Video-Avatar nodes."""
