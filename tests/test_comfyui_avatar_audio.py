@@ -131,7 +131,7 @@ def test_resampled_stereo_audio_is_said_and_encoded_as_mono(node, wav2vec2, gold
 
 
 def test_whisper_chunks_long_speech_through_the_stock_encoder(comfy_env):
-    """A 65 s speech through a narrow stock whisper (32 layers of 64 channels, random): three 30 s calls
+    """A 35 s speech through a narrow stock whisper (32 layers of 64 channels, random): two calls, 30 s and 5 s
     (the stock encoder pads each to 30 s and encodes no more), one feature per video frame over the whole clip."""
     import comfy.audio_encoders.audio_encoders as audio_encoders
     from longcat_pack.nodes.model.avatar.audio_encoder import whisper_chunk_encoder
@@ -144,13 +144,13 @@ def test_whisper_chunks_long_speech_through_the_stock_encoder(comfy_env):
         hidden_states = stock(chunk)
         calls.append((chunk.shape[0], hidden_states[0].shape[1]))
         return hidden_states
-    speech = np.tile(synthetic_speech(5.0), 13)
+    speech = np.tile(synthetic_speech(5.0), 7)
     with torch.no_grad():
         embeddings = audio_features.whisper_embedding(audio_features.prepared_waveform(as_audio(speech)["waveform"],
                                                                                        16000), encode)
-    assert calls == [(480000, 1500)] * 2 + [(80000, 1500)]
-    assert embeddings.shape == (65 * 25, 5, 64) and torch.isfinite(embeddings).all()
-    last_chunk = embeddings[60 * 25:]  # speech to the end, not the padding's constant features
+    assert calls == [(480000, 1500), (80000, 1500)]
+    assert embeddings.shape == (35 * 25, 5, 64) and torch.isfinite(embeddings).all()
+    last_chunk = embeddings[30 * 25:]  # speech to the end, not the padding's constant features
     assert (last_chunk - last_chunk.mean(0)).abs().mean() > 0.05 * last_chunk.abs().mean()
 
 
