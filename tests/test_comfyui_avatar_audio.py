@@ -201,3 +201,18 @@ def test_demo_encoder_and_speech_run_through_the_stock_loader(comfy_env, node, g
     waveform, rate = load(str(write_demo_speech(tmp_path / "speech.wav")))
     out = node.encode(encoder, {"waveform": waveform[None], "sample_rate": rate})[0]
     assert rate == 16000 and out["embeddings"].shape == (102, 12, 768) and torch.isfinite(out["embeddings"]).all()
+
+
+def test_node_contract_and_help_page(comfy_env):
+    """The contract other nodes and scripts drive: name, inputs from the stock loaders' types, LONGCAT_AUDIO out."""
+    from comfy_api.latest import io
+    from conftest import PACK_ROOT
+    pack = comfy_env[0]
+    cls = pack.NODE_CLASS_MAPPINGS["LongCatAvatarAudio"]
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS["LongCatAvatarAudio"] == "LongCat Avatar Audio"
+    required = cls.INPUT_TYPES()["required"]
+    assert list(required) == ["audio_encoder", "audio"] and "optional" not in cls.INPUT_TYPES()
+    assert (required["audio_encoder"][0], required["audio"][0]) == (io.AudioEncoder.io_type, io.Audio.io_type)
+    assert all(spec[1]["tooltip"] for spec in required.values())
+    assert cls.RETURN_TYPES == ("LONGCAT_AUDIO",) and cls.CATEGORY == "LongCat/Avatar"
+    assert (PACK_ROOT / "js" / "docs" / "LongCatAvatarAudio.md").read_text().startswith("# LongCat Avatar Audio")

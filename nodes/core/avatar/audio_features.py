@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio
 from scipy.signal import butter, lfilter
 
 from .audio_loudness import integrated_loudness, normalize_loudness
@@ -22,7 +21,6 @@ SAMPLE_RATE = 16000
 TARGET_LUFS = -23.0
 LOUDNESS_LIMIT = 100  # the reference leaves audio whose |loudness| exceeds this as it is
 WHISPER_CHUNK = 30 * SAMPLE_RATE  # samples per encoder call (the encoder's 30 s window)
-WHISPER_FPS = 50  # encoder frames per second
 WHISPER_GROUPS = ((0, 8), (8, 16), (16, 24), (24, 32), (32, 33))
 NOISE_FLOOR_DB = -45
 NOISE_SEED = 0  # the reference draws the noise floor unseeded; a fixed seed makes the features reproducible
@@ -71,6 +69,7 @@ def prepared_waveform(waveform, sample_rate, name="audio", log=None):
     if waveform.shape[1] > 1 and log:
         log(f"{name}: {waveform.shape[1]} channels mixed to mono")
     if sample_rate != SAMPLE_RATE:
+        import torchaudio  # as ComfyUI's own audio nodes (only needed here)
         wave = torchaudio.functional.resample(wave, sample_rate, SAMPLE_RATE)
         if log:
             log(f"{name}: resampled from {sample_rate} Hz to {SAMPLE_RATE} Hz, the encoders' rate")
@@ -125,7 +124,7 @@ def whisper_embedding(wave, encode_chunk, name="audio", log=None, on_chunk=None)
         grouped.append(whisper_groups(encode_chunk(chunk)).cpu())
         if on_chunk:
             on_chunk(i + 1, len(chunks))
-    encoded = torch.cat(grouped)[:frames * 2]
+    encoded = torch.cat(grouped)[:frames * 2]  # the encoder's 50 Hz: two frames per 25 fps frame
     return resample_frames(encoded, frames)
 
 

@@ -3,8 +3,6 @@ recipes drive them. Whisper goes through the stock `encode_audio` one 30 s chunk
 30 s per call); wav2vec2 through its submodules, because the reference interpolates the conv features to the
 video's audio frame rate before the projection and the transformer, which the stock forward cannot do."""
 import comfy.model_management as mm
-from comfy.audio_encoders.wav2vec2 import Wav2Vec2Model
-from comfy.audio_encoders.whisper import WhisperLargeV3
 
 from ...core.avatar.audio_features import SAMPLE_RATE, WAV2VEC2, WHISPER
 
@@ -18,6 +16,9 @@ WANTED = "LongCat-Video-Avatar listens through whisper-large-v3 (v1.5) or chines
 
 def recipe_of(audio_encoder):
     """WHISPER or WAV2VEC2 for a stock encoder of the right size; UnknownEncoderError otherwise."""
+    # imported here: the stock encoders need torchaudio, which the pack's other nodes do without
+    from comfy.audio_encoders.wav2vec2 import Wav2Vec2Model
+    from comfy.audio_encoders.whisper import WhisperLargeV3
     model = getattr(audio_encoder, "model", audio_encoder)
     if isinstance(model, WhisperLargeV3):
         shape = (len(model.encoder.layers), model.encoder.conv1.out_channels, model.encoder.conv1.in_channels)
