@@ -48,7 +48,8 @@ def main():
 
     def encoder(name):
         recipe = spec[name]["encoder_weights"]
-        return audio_encoders.load_audio_encoder_from_sd(random_encoder_weights(recipe["keys"], recipe["seed"], torch.float16))
+        weights = random_encoder_weights(recipe["keys"], recipe["seed"], torch.float16)
+        return audio_encoders.load_audio_encoder_from_sd(weights)
 
     torch.set_grad_enabled(False)
     w2v = encoder("wav2vec2")
@@ -57,17 +58,20 @@ def main():
     noise = golden["wav2vec2.noise_floor"].numpy()
     frames = af.WAV2VEC2.frames(len(wave))
     iv = af.wav2vec2_input(wave, noise_floor=noise)
+    fresh = af.wav2vec2_input(wave)
     rows = [("recipe, the golden's noise floor (floor)", distance(af.wav2vec2_embedding(iv, conv, transformer), ref)),
-            ("recipe, a fresh noise floor", distance(af.wav2vec2_embedding(af.wav2vec2_input(wave), conv, transformer), ref))]
+            ("recipe, a fresh noise floor", distance(af.wav2vec2_embedding(fresh, conv, transformer), ref))]
     raw = torch.from_numpy((ln + noise).astype("float32"))
     raw = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-7)
     rows.append(("no low-pass", distance(af.wav2vec2_embedding(raw, conv, transformer), ref)))
-    rows.append(("hidden_states[:-1]", distance(af.wav2vec2_embedding(iv, conv, lambda f: (None,) + tuple(transformer(f)[:-1])), ref)))
+    shifted = af.wav2vec2_embedding(iv, conv, lambda f: (None,) + tuple(transformer(f)[:-1]))
+    rows.append(("hidden_states[:-1]", distance(shifted, ref)))
     native = transformer(conv(iv[None]))
     after = af.resample_frames(torch.stack([h[0].float() for h in native[1:]], dim=1), frames)
     rows.append(("interpolated after the transformer", distance(after, ref)))
     unnormalized = torch.from_numpy(af.lfilter(*af.butter(*af.LOW_PASS), ln + noise).astype("float32"))
-    rows.append(("no zero-mean / unit-variance input", distance(af.wav2vec2_embedding(unnormalized, conv, transformer), ref)))
+    rows.append(("no zero-mean / unit-variance input",
+                 distance(af.wav2vec2_embedding(unnormalized, conv, transformer), ref)))
     report("wav2vec2 [102, 12, 768], max |ref| %.3g" % ref.abs().max().item(), rows)
     del w2v
 
@@ -85,8 +89,9 @@ def main():
     rows.append(("no loudness normalization", distance(_without_loudness(wave, stock), ref)))
     mel = whisper.model.feature_extractor(torch.from_numpy(ln).float()[None, None])
     report("whisper [80, 5, 1280], max |ref| %.3g" % ref.abs().max().item(), rows)
-    print(f"\nwhisper mel (torchaudio vs the reference's numpy): max abs {(mel - golden['whisper.mel']).abs().max().item():.3g}"
-          f", max |mel| {golden['whisper.mel'].abs().max().item():.3g}")
+    mel_diff = (mel - golden["whisper.mel"]).abs().max().item()
+    print(f"\nwhisper mel (torchaudio vs the reference's numpy): max abs {mel_diff:.3g}, "
+          f"max |mel| {golden['whisper.mel'].abs().max().item():.3g}")
 
 
 def _without_loudness(wave, stock):

@@ -45,7 +45,8 @@ def golden_encoder(golden, name):
     """The stock encoder with the golden's random weights, as AudioEncoderLoader makes it from a file."""
     import comfy.audio_encoders.audio_encoders as audio_encoders
     recipe = golden[0][name]["encoder_weights"]
-    return audio_encoders.load_audio_encoder_from_sd(random_encoder_weights(recipe["keys"], recipe["seed"], torch.float16))
+    weights = random_encoder_weights(recipe["keys"], recipe["seed"], torch.float16)
+    return audio_encoders.load_audio_encoder_from_sd(weights)
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +67,15 @@ def wav2vec2_node_out(node, wav2vec2, golden):
 
 @pytest.fixture(scope="module")
 def whisper_run(comfy_env, golden, node):
-    """The node's output and the stock mel of the loudness-normalized golden waveform, with the whisper-large-v3
-    encoder (about 80 s on 2 CPU cores; loaded once and dropped after this module)."""
+    """The node's output with the whisper-large-v3 encoder (80-160 s on 2 CPU cores; the encoder is dropped once
+    done), and the stock mel of the first (only) chunk the node hands it."""
     encoder = golden_encoder(golden, "whisper")
-    out = node.encode(encoder, as_audio(golden[1]["audio.waveform"]))[0]
+    audio = as_audio(golden[1]["audio.waveform"])
+    out = node.encode(encoder, audio)[0]
+    wave = audio_features.prepared_waveform(audio["waveform"], 16000)
+    (chunk,) = audio_features.whisper_chunks(audio_features.loudness_normalized(wave))
     with torch.no_grad():
-        mel = encoder.model.feature_extractor(torch.from_numpy(golden[1]["audio.wav_loudnorm"].numpy()).float()[None, None])
+        mel = encoder.model.feature_extractor(chunk[None, None])
     return out, mel
 
 
@@ -117,7 +121,8 @@ def test_wav2vec2_features_match_the_reference_with_its_noise_floor(wav2vec2, go
 
 def test_wav2vec2_node_matches_the_reference_within_the_noise_floor(node, wav2vec2, wav2vec2_node_out, golden):
     out = wav2vec2_node_out
-    assert (out["fps"], out["stride"], out["encoder"], out["version"]) == (16, 2, "chinese-wav2vec2-base", "avatar-v1.0")
+    assert (out["fps"], out["stride"], out["encoder"]) == (16, 2, "chinese-wav2vec2-base")
+    assert out["version"] == "avatar-v1.0"
     close(out["embeddings"], golden[1]["wav2vec2.embedding"], WAV2VEC2_FRESH_NOISE_TOL)
     again = node.encode(wav2vec2, as_audio(golden[1]["audio.waveform"]))[0]
     assert torch.equal(again["embeddings"], out["embeddings"])  # the noise floor is seeded: reproducible

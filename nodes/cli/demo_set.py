@@ -29,7 +29,8 @@ DEMO_FILES = {
     "audio_encoder": ("audio_encoders", "longcat_demo_wav2vec2_base_RANDOM.safetensors"),
 }
 LORA_ROLES = ("distill_lora", "refine_lora")
-# What the image-to-video and continuation workflows read from ComfyUI's input folder (random noise too).
+# What the image-to-video, continuation and avatar workflows read from ComfyUI's input folder (random noise too;
+# the speech is a synthetic voice-like signal).
 DEMO_INPUTS = {"start_image": "longcat_demo_start_image_RANDOM.png", "clip": "longcat_demo_clip_RANDOM.mp4",
                "speech": "longcat_demo_speech_SYNTHETIC.wav"}
 DEMO_SPEECH_SECONDS = 3.2  # a synthetic voice-like signal (formant-weighted harmonics), not words
@@ -114,8 +115,8 @@ def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
 
 
 def write_demo_inputs(input_dir):
-    """The start image and the clip to continue (random noise) in ComfyUI's input folder `input_dir`, where
-    LoadImage and LoadVideo find them."""
+    """The start image, the clip to continue (random noise) and the speech in ComfyUI's input folder
+    `input_dir`, where LoadImage, LoadVideo and LoadAudio find them."""
     write_noise_image(Path(input_dir) / DEMO_INPUTS["start_image"])
     write_noise_clip(Path(input_dir) / DEMO_INPUTS["clip"])
     write_demo_speech(Path(input_dir) / DEMO_INPUTS["speech"])

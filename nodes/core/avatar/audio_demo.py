@@ -8,6 +8,9 @@ import wave
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
+
+from ..demo_files import NOISE_LABEL
 
 WAV2VEC2_BASE = dict(hidden=768, layers=12, ffn=3072, conv=512, pos_kernel=128, pos_groups=16)
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)
@@ -21,7 +24,8 @@ def wav2vec2_base_shapes(hidden=WAV2VEC2_BASE["hidden"], layers=WAV2VEC2_BASE["l
     shapes.update({"feature_extractor.conv_layers.0.layer_norm.weight": [conv],
                    "feature_extractor.conv_layers.0.layer_norm.bias": [conv],
                    "feature_projection.layer_norm.weight": [conv], "feature_projection.layer_norm.bias": [conv],
-                   "feature_projection.projection.weight": [hidden, conv], "feature_projection.projection.bias": [hidden],
+                   "feature_projection.projection.weight": [hidden, conv],
+                   "feature_projection.projection.bias": [hidden],
                    "masked_spec_embed": [hidden], "encoder.layer_norm.weight": [hidden],
                    "encoder.layer_norm.bias": [hidden], "encoder.pos_conv_embed.conv.bias": [hidden],
                    "encoder.pos_conv_embed.conv.parametrizations.weight.original0": [1, 1, WAV2VEC2_BASE["pos_kernel"]],
@@ -33,7 +37,8 @@ def wav2vec2_base_shapes(hidden=WAV2VEC2_BASE["hidden"], layers=WAV2VEC2_BASE["l
             shapes.update({f"{b}attention.{proj}.weight": [hidden, hidden], f"{b}attention.{proj}.bias": [hidden]})
         shapes.update({f"{b}feed_forward.intermediate_dense.weight": [ffn, hidden],
                        f"{b}feed_forward.intermediate_dense.bias": [ffn],
-                       f"{b}feed_forward.output_dense.weight": [hidden, ffn], f"{b}feed_forward.output_dense.bias": [hidden]})
+                       f"{b}feed_forward.output_dense.weight": [hidden, ffn],
+                       f"{b}feed_forward.output_dense.bias": [hidden]})
         for norm in ("layer_norm", "final_layer_norm"):
             shapes.update({f"{b}{norm}.weight": [hidden], f"{b}{norm}.bias": [hidden]})
     return shapes
@@ -86,7 +91,5 @@ def write_wav(path, signal, rate=16000):
 
 def write_demo_audio_encoder(path, seed=0):
     """Random chinese-wav2vec2-base weights in the stock layout, float16 (about 190 MB), labelled as noise."""
-    from safetensors.torch import save_file
-    from ..demo_files import NOISE_LABEL
     save_file(random_encoder_weights(wav2vec2_base_shapes(), seed, torch.float16), str(path), metadata=NOISE_LABEL)
     return path

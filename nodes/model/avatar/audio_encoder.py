@@ -24,7 +24,8 @@ def recipe_of(audio_encoder):
         shape = (len(model.encoder.layers), model.encoder.conv1.out_channels, model.encoder.conv1.in_channels)
         if shape != (WHISPER.layers - 1, WHISPER.channels, 128):
             raise UnknownEncoderError(f"audio_encoder is a whisper encoder with {shape[0]} layers of {shape[1]} "
-                                      f"channels on {shape[2]} mel bins, not whisper-large-v3 (32 x 1280 on 128): {WANTED}")
+                                      f"channels on {shape[2]} mel bins, not whisper-large-v3 (32 x 1280 on 128): "
+                                      + WANTED)
         return WHISPER
     if isinstance(model, Wav2Vec2Model):
         layers, width = len(model.encoder.layers), model.feature_projection.projection.out_features
