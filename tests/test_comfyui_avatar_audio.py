@@ -67,7 +67,7 @@ def wav2vec2_node_out(node, wav2vec2, golden):
 
 @pytest.fixture(scope="module")
 def whisper_run(comfy_env, golden, node):
-    """The node's output with the whisper-large-v3 encoder (80-160 s on 2 CPU cores; the encoder is dropped once
+    """The node's output with the whisper-large-v3 encoder (50-160 s on 2 CPU cores; the encoder is dropped once
     done), and the stock mel of the first (only) chunk the node hands it."""
     encoder = golden_encoder(golden, "whisper")
     audio = as_audio(golden[1]["audio.waveform"])
