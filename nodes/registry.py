@@ -1,5 +1,6 @@
 """The pack's node list (importing the route module registers /longcat/lora_info)."""
 from .loaders import lora_info_route  # noqa: F401
+from .stages.avatar.audio_node import LongCatAvatarAudio
 from .stages.avatar.condition_node import LongCatAvatarCondition
 from .stages.avatar.guider_node import LongCatAvatarGuider
 from .stages.avatar.long_video_node import LongCatAvatarLongVideo
@@ -34,6 +35,7 @@ NODE_CLASS_MAPPINGS = {
     "LongCatAvatarCondition": LongCatAvatarCondition,
     "LongCatAvatarGuider": LongCatAvatarGuider,
     "LongCatAvatarLongVideo": LongCatAvatarLongVideo,
+    "LongCatAvatarAudio": LongCatAvatarAudio,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatDiTLoader": "Load LongCat DiT",
@@ -54,4 +56,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LongCatAvatarCondition": "LongCat Avatar Condition",
     "LongCatAvatarGuider": "LongCat Avatar Guider (text + audio CFG)",
     "LongCatAvatarLongVideo": "LongCat Avatar Long Video (until the speech ends)",
+    "LongCatAvatarAudio": "LongCat Avatar Audio",
 }

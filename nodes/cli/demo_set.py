@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..core.avatar.audio_demo import synthetic_speech, write_demo_audio_encoder, write_wav
 from ..core.demo_files import NOISE_LABEL, TINY_AVATAR_DIT, TINY_DIT, lora_target_shapes, write_demo_dit, \
     write_demo_text_embeddings, write_official_lora
 from ..workflows.catalog import Setup
@@ -27,10 +28,14 @@ DEMO_FILES = {
     "prompt": ("text_embeddings", "longcat_demo_prompt_RANDOM.safetensors"),
     "vae": ("vae", "longcat_demo_wan21_vae_16wide_RANDOM.safetensors"),  # a new name: older demo sets hold a 96-wide one
     "avatar_dit": ("diffusion_models", "longcat_demo_avatar_v10_dit_RANDOM.safetensors"),
+    "audio_encoder": ("audio_encoders", "longcat_demo_wav2vec2_base_RANDOM.safetensors"),
 }
 LORA_ROLES = ("distill_lora", "refine_lora")
-# What the image-to-video and continuation workflows read from ComfyUI's input folder (random noise too).
-DEMO_INPUTS = {"start_image": "longcat_demo_start_image_RANDOM.png", "clip": "longcat_demo_clip_RANDOM.mp4"}
+# What the image-to-video, continuation and avatar workflows read from ComfyUI's input folder (random noise too;
+# the speech is a synthetic voice-like signal).
+DEMO_INPUTS = {"start_image": "longcat_demo_start_image_RANDOM.png", "clip": "longcat_demo_clip_RANDOM.mp4",
+               "speech": "longcat_demo_speech_SYNTHETIC.wav"}
+DEMO_SPEECH_SECONDS = 3.2  # a synthetic voice-like signal (formant-weighted harmonics), not words
 DEMO_CLIP = dict(frames=17, fps=15, width=112, height=64)  # 16:9-ish, as clips are: scaled to 64x64 centre-cropped
 NOISE_TEXT = NOISE_LABEL["longcat_demo"]
 
@@ -103,6 +108,7 @@ def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
         "prompt": write_demo_text_embeddings,
         "vae": lambda p: write_demo_vae(p, comfy_root),
         "avatar_dit": lambda p: write_demo_dit(p, TINY_AVATAR_DIT),
+        "audio_encoder": write_demo_audio_encoder,
     }
     for role in roles:
         folder, name = DEMO_FILES[role]
@@ -116,10 +122,11 @@ def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):
 
 
 def write_demo_inputs(input_dir):
-    """The start image and the clip to continue (random noise) in ComfyUI's input folder `input_dir`, where
-    LoadImage and LoadVideo find them."""
+    """The start image, the clip to continue (random noise) and the speech in ComfyUI's input folder
+    `input_dir`, where LoadImage, LoadVideo and LoadAudio find them."""
     write_noise_image(Path(input_dir) / DEMO_INPUTS["start_image"])
     write_noise_clip(Path(input_dir) / DEMO_INPUTS["clip"])
+    write_demo_speech(Path(input_dir) / DEMO_INPUTS["speech"])
     return DEMO_INPUTS
 
 
@@ -158,6 +165,17 @@ def write_noise_clip(path, frames=DEMO_CLIP["frames"], fps=DEMO_CLIP["fps"], wid
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     partial.replace(path)
+    return path
+
+
+def write_demo_speech(path, seconds=DEMO_SPEECH_SECONDS):
+    """The avatar workflows' speech: a synthetic voice-like WAV (16 kHz mono) that LoadAudio reads."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name("partial_" + path.name)
+        write_wav(partial, synthetic_speech(seconds))
+        partial.replace(path)
     return path
 
 

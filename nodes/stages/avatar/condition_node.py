@@ -10,7 +10,7 @@ from ...core.avatar.condition import (AvatarInputError, check_embeddings, clip_a
 from ...core.conditioning import LATENT_CHANNELS, VAE_TIME_STRIDE, conditioned_latent, latent_frame_count
 from ...model.avatar.comfy_avatar import AvatarCondition
 from ...model.comfy_model import AVATAR_CONDITION
-from ..condition_nodes import CONDITIONING_NAMES, NEGATIVE, POSITIVE, check_size
+from ..condition_nodes import CONDITIONING_NAMES, POSITIVE, check_size
 
 log = logging.getLogger("longcat")
 AUDIO = ("LONGCAT_AUDIO", {"tooltip": "The speech as LongCat Avatar Audio gives it (whisper-large-v3 for v1.5 DiTs, "
