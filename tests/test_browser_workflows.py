@@ -13,7 +13,7 @@ from longcat_pack.nodes.workflows.files import ui_file
 WORKFLOWS = sorted(SHIPPED)
 READABLE_SCALE = 0.75  # node text at 10 px or more; the frontend stops drawing text below about 0.57
 FOLDERS = {"LongCatDiTLoader": "diffusion_models", "LongCatLoraLoader": "loras", "CLIPLoader": "text_encoders",
-           "VAELoader": "vae"}
+           "VAELoader": "vae", "AudioEncoderLoader": "audio_encoders"}
 
 # Points of the first group (its title bar and a grid over its body) that some panel of the frontend covers.
 COVERED_POINTS = """() => {
@@ -90,7 +90,8 @@ def test_missing_models_lists_every_model_loader(open_page, empty_server, name):
     load_workflow(page, workflow)
     listed = wait_missing_models(page, len(expected))
     assert listed == expected
-    assert ("diffusion_models", "LongCat_TI2V_comfy_bf16.safetensors", True) in listed
+    dits = {n["widgets_values"][0] for n in workflow["nodes"] if n["type"] == "LongCatDiTLoader"}
+    assert dits and {("diffusion_models", dit, True) for dit in dits} <= set(listed)
 
 
 def test_template_browser_shows_title_and_thumbnail_and_loads(open_page, installed_server):

@@ -42,10 +42,14 @@ EXPECTED = {
     # 17 stage-1 frames refined in 3 segments (starts 0, 4, 8): 18 + 8 + 8; one bar over each loop's steps
     "longcat_long_video": (18 + 8 + 8, 30.0, {50, DEMO.segments * 56, 3 * 5}),
     "longcat_story": (18 + 8 + 8, 30.0, {50, DEMO.segments * 56, 3 * 5}),  # the long video, a prompt per segment
+    # the avatar workflows: the demo's v1.0-style DiT makes 16 fps (refined: twice the frames at 32 fps); 8 DMD steps
+    "longcat_avatar_refine": (18, 32.0, {8, 5}),
+    "longcat_avatar_two_speakers": (9, 16.0, {8}),
+    "longcat_avatar_long": (9 + DEMO.segments * 4, 16.0, {8, DEMO.segments * 8}),
 }
 
 
-SAMPLING_NODES = {"SamplerCustomAdvanced", "LongCatLongVideo", "LongCatRefineLongVideo"}  # (VAEs show bars too)
+SAMPLING_NODES = {"SamplerCustomAdvanced", "LongCatLongVideo", "LongCatRefineLongVideo", "LongCatAvatarLongVideo"}  # (VAEs show bars too)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

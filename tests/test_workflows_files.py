@@ -19,7 +19,8 @@ TITLE_H = 30  # the frontend draws a node's title bar above its pos, and a group
 BADGE_H = 24  # ... and a custom node's pack badge above the title
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf")  # the frontend's model files
 FOLDERS = {"LongCatDiTLoader": "diffusion_models", "LongCatLoraLoader": "loras", "CLIPLoader": "text_encoders",
-           "VAELoader": "vae", "LongCatTextEmbeddingsLoader": "text_embeddings"}
+           "VAELoader": "vae", "LongCatTextEmbeddingsLoader": "text_embeddings",
+           "AudioEncoderLoader": "audio_encoders"}
 # 1600x1000 minus what the frontend draws over the canvas: sidebar (left 60 px), tab bar and floating menus
 # (top 95 px), minimap and toasts (right 270 px); readable = node text at 10 px or more.
 FREE_AREA = (62, 95, 1335, 995)
@@ -124,8 +125,10 @@ def test_every_model_file_has_a_download(path):
         assert file in entries, f"{file} ({node_type}) has no download entry"
         assert entries[file]["directory"] == FOLDERS[node_type]
         assert entries[file]["url"].startswith("https://huggingface.co/") and entries[file]["url"].endswith(file)
-    assert entries["LongCat_TI2V_comfy_bf16.safetensors"]["url"] == \
-        "https://huggingface.co/Kijai/LongCat-Video_comfy/resolve/main/LongCat_TI2V_comfy_bf16.safetensors"
+    base_dit = "LongCat_TI2V_comfy_bf16.safetensors"  # every workflow but the unrefined avatar ones loads it
+    assert (base_dit in entries) == (not path.stem.startswith("LongCat Avatar") or "refine" in path.stem)
+    if base_dit in entries:
+        assert entries[base_dit]["url"] == f"https://huggingface.co/Kijai/LongCat-Video_comfy/resolve/main/{base_dit}"
     for node in data["nodes"]:
         if node["type"] in FOLDERS:
             assert node["properties"]["models"] == [entries[v] for v in node["widgets_values"] if v in entries]

@@ -17,7 +17,8 @@ from pathlib import Path
 from ..core.avatar.audio_demo import synthetic_speech, write_demo_audio_encoder, write_wav
 from ..core.demo_files import NOISE_LABEL, TINY_AVATAR_DIT, TINY_DIT, lora_target_shapes, write_demo_dit, \
     write_demo_text_embeddings, write_official_lora
-from ..workflows.catalog import Setup
+from ..workflows.catalog import Setup  # first: the catalog imports the avatar workflows at its end
+from ..workflows.avatar import AvatarSetup  # noqa: I001
 from ..workflows.files import thumbnail_file, write_ui
 from ..workflows.graph import ModelFile
 
@@ -91,10 +92,13 @@ def models_dir(home):
 def demo_setup():
     """The shipped workflows' Setup on the demo set: its files, 64x64, 9 frames, refinement at the same size."""
     file = {role: ModelFile(name, folder, None) for role, (folder, name) in DEMO_FILES.items()}
+    avatar = AvatarSetup(file["avatar_dit"], file["audio_encoder"], None, DEMO_INPUTS["speech"],
+                         DEMO_INPUTS["speech"], fps=16, encoder="demo: random wav2vec2-base")
     return Setup(file["dit"], file["distill_lora"], file["refine_lora"], file["vae"], None, file["prompt"],
                  width=64, height=64, frames=9, refine_resolution="same as input",
                  output="longcat_demo/RANDOM_WEIGHTS_t2v", demo=True,
-                 start_image=DEMO_INPUTS["start_image"], clip=DEMO_INPUTS["clip"], cond_frames=5, segments=2)
+                 start_image=DEMO_INPUTS["start_image"], clip=DEMO_INPUTS["clip"], cond_frames=5, segments=2,
+                 avatar=avatar)
 
 
 def write_demo_set(home, comfy_root=None, roles=tuple(DEMO_FILES)):

@@ -20,7 +20,7 @@ from pathlib import Path
 from .comfyui_checkout import PACK_ROOT
 
 PACK_NAME = "comfyui-longcat-video"
-MODEL_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae", "text_encoders")
+MODEL_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae", "text_encoders", "audio_encoders")
 PROGRESS_TEXT = 3  # ComfyUI's BinaryEventTypes.TEXT: a node's progress text
 
 

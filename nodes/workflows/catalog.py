@@ -47,6 +47,7 @@ class Setup:
     clip: str = "your_clip_to_continue.mp4"  # the clip the continuation workflow continues (the user uploads it)
     cond_frames: int = 13  # frames a continuation is conditioned on
     segments: int = 3  # continuations of the long-video workflow
+    avatar: object = None  # the avatar workflows' files and inputs (workflows/avatar.py's AvatarSetup; None: real)
 
     def title(self, real, demo, task="T2V"):
         """The template browser shows about 32 characters of a title: the part that tells workflows apart first."""
@@ -156,7 +157,10 @@ def note(setup, lines):
 
 
 def downloads(setup, loras=("distill", "refine")):
-    files = [setup.dit, *(getattr(setup, f"{lora}_lora") for lora in loras), setup.text_encoder, setup.vae]
+    return file_list([setup.dit, *(getattr(setup, f"{lora}_lora") for lora in loras), setup.text_encoder, setup.vae])
+
+
+def file_list(files):
     return ("**Files**, in `ComfyUI/models/` (Missing Models offers each download):\n" +
             "\n".join(f"- {f.folder}/[{f.name}]({f.url})" for f in files))
 
@@ -369,9 +373,11 @@ def long_video(setup=REAL):
                     nodes, groups, setup.files(), headline="Long video: text to video, continued, refined")
 
 
+from .avatar import AVATAR_WORKFLOWS  # noqa: E402  (so do the avatar workflows)
 from .story import story  # noqa: E402  (a story builds on the pieces above)
 
 SHIPPED = {"longcat_t2v_distill_refine": t2v_distill_refine, "longcat_t2v_distill": t2v_distill,
            "longcat_t2v_base_refine": t2v_base_refine, "longcat_i2v_distill_refine": i2v_distill_refine,
-           "longcat_video_continue": video_continue, "longcat_long_video": long_video, "longcat_story": story}
+           "longcat_video_continue": video_continue, "longcat_long_video": long_video, "longcat_story": story,
+           **AVATAR_WORKFLOWS}
 MAIN = "longcat_t2v_distill_refine"  # the main job: what `run` runs and `run --ui` opens first

@@ -149,7 +149,7 @@ def ui_format(workflow):
                    for slot, (name, kind) in enumerate(spec.outputs)]
         values = list(node.widget_values().values())
         if spec.seeded:
-            values.insert(1, "fixed")
+            values.insert(spec.seed_slot() + 1, "fixed")
         x, y, w, h = layout.nodes[node.key]
         ui = {"id": ids[node.key], "type": node.type, "pos": [x, y], "size": [w, h], "flags": {}, "order": order,
               "mode": 0, "inputs": inputs, "outputs": outputs, "properties": {"Node name for S&R": node.type},

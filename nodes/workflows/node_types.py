@@ -10,12 +10,15 @@ class NodeType:
     widgets: tuple = ()  # (name, default value), in widgets_values order
     outputs: tuple = ()  # (name, type), in slot order
     model_folder: dict = field(default_factory=dict)  # widget naming a model file -> its models/ folder
-    seeded: bool = False  # the frontend stores "control_after_generate" right after the seed widget
+    seeded: bool = False  # the frontend stores "control_after_generate" right after the seed widget (`*seed`)
     virtual: bool = False  # frontend-only (notes): not part of the API format
     newer_widgets: int = 0  # widgets that newer ComfyUI versions add (left at their defaults): room for them
 
     def widget_names(self):
         return [name for name, _ in self.widgets]
+
+    def seed_slot(self):
+        return next(i for i, name in enumerate(self.widget_names()) if name.endswith("seed"))
 
     def output_slot(self, name_or_slot):
         if isinstance(name_or_slot, int):
@@ -68,7 +71,41 @@ NODE_TYPES = {
                                        outputs=(("video", "IMAGE"),), seeded=True),
     "LongCatSegmentPrompts": NodeType(inputs=tuple((f"prompt_{i}", "CONDITIONING") for i in range(8)),
                                       outputs=(("prompts", "LONGCAT_PROMPTS"),)),
+    "LongCatAvatarAudio": NodeType(inputs=(("audio_encoder", "AUDIO_ENCODER"), ("audio", "AUDIO")),
+                                   outputs=(("avatar_audio", "LONGCAT_AUDIO"),)),
+    "LongCatAvatarCondition": NodeType(inputs=(("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                                               ("avatar_audio", "LONGCAT_AUDIO"), ("cond_latent", "LATENT"),
+                                               ("ref_latent", "LATENT"), ("avatar_audio_2", "LONGCAT_AUDIO"),
+                                               ("speaker_masks", "MASK")),
+                                       widgets=(("width", 832), ("height", 480), ("length", 93),
+                                                ("audio_start_frame", 0), ("ref_img_index", 10),
+                                                ("mask_frame_range", 3), ("audio_mix", "para")),
+                                       outputs=(("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                                                ("latent", "LATENT"))),
+    "LongCatAvatarGuider": NodeType(inputs=(("model", "MODEL"), ("positive", "CONDITIONING"),
+                                            ("negative", "CONDITIONING")),
+                                    widgets=(("text_cfg", 4.0), ("audio_cfg", 4.0)), outputs=(("GUIDER", "GUIDER"),)),
+    "LongCatAvatarLongVideo": NodeType(inputs=(("model", "MODEL"), ("positive", "CONDITIONING"),
+                                               ("negative", "CONDITIONING"), ("avatar_audio", "LONGCAT_AUDIO"),
+                                               ("sampler", "SAMPLER"), ("sigmas", "SIGMAS"), ("vae", "VAE"),
+                                               ("video", "IMAGE")),
+                                       widgets=(("text_cfg", 1.0), ("audio_cfg", 1.0), ("noise_seed", 0),
+                                                ("segments", 0), ("num_cond_frames", 13), ("length", 93),
+                                                ("ref_img_index", 10), ("mask_frame_range", 3)),
+                                       outputs=(("video", "IMAGE"),), seeded=True),
     # ComfyUI's stock nodes
+    "LoadAudio": NodeType(widgets=(("audio", ""),), outputs=(("AUDIO", "AUDIO"),)),
+    "AudioMerge": NodeType(inputs=(("audio1", "AUDIO"), ("audio2", "AUDIO")), widgets=(("merge_method", "add"),),
+                           outputs=(("AUDIO", "AUDIO"),)),
+    "AudioEncoderLoader": NodeType(widgets=(("audio_encoder_name", ""),),
+                                   outputs=(("AUDIO_ENCODER", "AUDIO_ENCODER"),),
+                                   model_folder={"audio_encoder_name": "audio_encoders"}),
+    "SolidMask": NodeType(widgets=(("value", 1.0), ("width", 512), ("height", 512)), outputs=(("MASK", "MASK"),)),
+    "MaskComposite": NodeType(inputs=(("destination", "MASK"), ("source", "MASK")),
+                              widgets=(("x", 0), ("y", 0), ("operation", "multiply")), outputs=(("MASK", "MASK"),)),
+    "MaskToImage": NodeType(inputs=(("mask", "MASK"),), outputs=(("IMAGE", "IMAGE"),)),
+    "ImageToMask": NodeType(inputs=(("image", "IMAGE"),), widgets=(("channel", "red"),), outputs=(("MASK", "MASK"),)),
+    "ImageBatch": NodeType(inputs=(("image1", "IMAGE"), ("image2", "IMAGE")), outputs=(("IMAGE", "IMAGE"),)),
     "CLIPLoader": NodeType(widgets=(("clip_name", ""), ("type", "wan"), ("device", "default")),
                            outputs=(("CLIP", "CLIP"),), model_folder={"clip_name": "text_encoders"}),
     "CLIPTextEncode": NodeType(inputs=(("clip", "CLIP"),), widgets=(("text", ""),),

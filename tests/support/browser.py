@@ -9,7 +9,7 @@ from .pack import register_pack
 
 register_pack()
 from longcat_pack.nodes.core.demo_files import TINY_DIT, lora_target_shapes, write_official_lora  # noqa: E402
-from longcat_pack.nodes.cli.demo_set import write_noise_clip, write_noise_image  # noqa: E402
+from longcat_pack.nodes.cli.demo_set import write_demo_speech, write_noise_clip, write_noise_image  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -91,7 +91,7 @@ def wait_missing_models(page, count, timeout=20_000):
 def write_stand_ins(models_root, workflow, input_root):
     """Files named like every model file `workflow` names, under models_root/<folder>/: tiny official-format
     LoRAs (alpha/rank 0.5, like the real ones, so the slider labels read as they will), empty files for the rest;
-    and a noise image or clip for each input it loads, in input_root. For showing a workflow in the UI only."""
+    and a noise image or clip (or the synthetic speech) for each input it loads, in input_root. For showing a workflow in the UI only."""
     for _, _, model in workflow.model_files():
         path = Path(models_root) / model.folder / model.name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,3 +104,5 @@ def write_stand_ins(models_root, workflow, input_root):
             write_noise_image(Path(input_root) / node.widget_values()["image"])
         elif node.type == "LoadVideo":
             write_noise_clip(Path(input_root) / node.widget_values()["file"])
+        elif node.type == "LoadAudio":
+            write_demo_speech(Path(input_root) / node.widget_values()["audio"])
