@@ -46,7 +46,7 @@ def describe_dit(ckpt):
              f"  model:             LongCat-Video DiT, {config['depth']} blocks, hidden {config['hidden_size']}",
              f"  stored dtype:      {str(ckpt.stored_dtype).replace('torch.', '')}",
              f"  shards:            {len(ckpt.shards)}",
-             f"  quantized layers:  " + (", ".join(f"{n} {fmt}" for fmt, n in sorted(formats.items())) or "none")]
+             "  quantized layers:  " + (", ".join(f"{n} {fmt}" for fmt, n in sorted(formats.items())) or "none")]
     if config.get("split_fused"):
         lines.append(f"  split linears:     {len(config['split_fused'])} fused q/k/v kept as quantized pieces")
     return "\n".join(lines)

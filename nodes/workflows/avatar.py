@@ -4,17 +4,19 @@ speech and a mask; a long video that continues until the speech ends. On the dem
 random one that listens through a random wav2vec2-base (no DMD LoRA there: the DiT samples as it is)."""
 from dataclasses import dataclass
 
-from .catalog import HF, IMAGE_PREVIEW_HEIGHT, OUTPUT, REAL, STAGE_1, STRENGTH, condition_rule, file_list, note, \
-    prompt_nodes, refine_stage, save_nodes, sizes
+from .catalog import AUDIO_PLAYER_HEIGHT, HF, IMAGE_PREVIEW_HEIGHT, OUTPUT, REAL, STAGE_1, STRENGTH, condition_rule, \
+    file_list, note, prompt_nodes, refine_stage, save_nodes, sizes
 from .graph import Group, ModelFile, Node, Workflow
 
-AVATAR_REPO = f"{HF}/meituan-longcat/LongCat-Video-Avatar-1.5/resolve/main"
-AVATAR_DIT = ModelFile("LongCat_Avatar_1.5_bf16.safetensors", "diffusion_models",
-                       f"{HF}/Kijai/LongCat-Video_comfy/resolve/main/LongCat_Avatar_1.5_bf16.safetensors")
-DMD_LORA = ModelFile("dmd_lora.safetensors", "loras", f"{AVATAR_REPO}/lora/dmd_lora.safetensors")
-WHISPER = ModelFile("whisper_large_v3_encoder_fp16.safetensors", "audio_encoders",
-                    f"{HF}/Comfy-Org/HuMo_ComfyUI_repackaged/resolve/main/split_files/audio_encoders/"
-                    "whisper_large_v3_encoder_fp16.safetensors")
+AVATAR_REPO = f"{HF}/meituan-longcat/LongCat-Video-Avatar-1.5"
+# Kijai's single-file v1.5 DiT (the official one is a folder of shards, which the Missing Models dialog cannot
+# download); the DMD LoRA at the path the reference's demo scripts read; ComfyUI's own whisper (HuMo's).
+AVATAR_DIT = ModelFile("LongCat-Avatar-15_bf16.safetensors", "diffusion_models",
+                       f"{HF}/Kijai/WanVideo_comfy/resolve/main/LongCat/LongCat-Avatar-15_bf16.safetensors")
+DMD_LORA = ModelFile("dmd_lora.safetensors", "loras", f"{AVATAR_REPO}/resolve/main/lora/dmd_lora.safetensors")
+WHISPER = ModelFile("whisper_large_v3_fp16.safetensors", "audio_encoders",
+                    f"{HF}/Comfy-Org/HuMo_ComfyUI/resolve/main/split_files/audio_encoders/"
+                    "whisper_large_v3_fp16.safetensors")
 
 
 @dataclass(frozen=True)
@@ -50,21 +52,24 @@ def avatar_downloads(setup, refine=False):
 
 def speech_nodes(av, suffix="", speech=None, title="Speech"):
     """LoadAudio of `speech` and its LongCat features (the encoder loads once: key `audio_encoder`)."""
-    return [Node(f"speech{suffix}", "LoadAudio", {"audio": speech or av.speech}, title=title),
+    return [Node(f"speech{suffix}", "LoadAudio", {"audio": speech or av.speech}, title=title,
+                 height=AUDIO_PLAYER_HEIGHT),
             Node(f"avatar_audio{suffix}", "LongCatAvatarAudio",
                  links={"audio_encoder": "audio_encoder", "audio": f"speech{suffix}"}, title=f"{title}: features")]
 
 
 def mask_nodes(setup):
-    """Speaker masks [2, H, W] from stock nodes: speaker 1 the left half, speaker 2 the right half."""
-    w, h = setup.width, setup.height
+    """Speaker masks [2, H, W] from stock nodes, the reference's default boxes (its multi-speaker demo without
+    bboxes): each speaker's half of the frame less a 10% margin, which leaves the background its own tokens."""
+    w, h, half = setup.width, setup.height, setup.width // 2
+    x0, x1, y0, y1 = int(half * 0.1), int(half * 0.9), int(h * 0.1), int(h * 0.9)
     return [
         Node("blank", "SolidMask", {"value": 0.0, "width": w, "height": h}, title="Empty mask"),
-        Node("half", "SolidMask", {"value": 1.0, "width": w // 2, "height": h}, title="Half-width mask"),
-        Node("left", "MaskComposite", {"operation": "add"}, {"destination": "blank", "source": "half"},
-             title="Speaker 1: the left half"),
-        Node("right", "MaskComposite", {"x": w // 2, "operation": "add"}, {"destination": "blank", "source": "half"},
-             title="Speaker 2: the right half"),
+        Node("box", "SolidMask", {"value": 1.0, "width": x1 - x0, "height": y1 - y0}, title="Speaker box"),
+        Node("left", "MaskComposite", {"x": x0, "y": y0, "operation": "add"},
+             {"destination": "blank", "source": "box"}, title="Speaker 1: the left half"),
+        Node("right", "MaskComposite", {"x": half + x0, "y": y0, "operation": "add"},
+             {"destination": "blank", "source": "box"}, title="Speaker 2: the right half"),
         Node("left_image", "MaskToImage", links={"mask": "left"}, title="Mask 1 as image"),
         Node("right_image", "MaskToImage", links={"mask": "right"}, title="Mask 2 as image"),
         Node("both", "ImageBatch", links={"image1": "left_image", "image2": "right_image"}, title="Both masks"),
@@ -117,7 +122,7 @@ def avatar_stage(setup, speakers=1):
                      ["speech", "speech_2", "load_image"]], STAGE_1)]
     if speakers == 2:
         groups.append(Group("Stage 1 · speaker masks: the left and the right half",
-                            [["blank", "half"], ["left", "right"], ["left_image", "right_image"], ["both"],
+                            [["blank", "box"], ["left", "right"], ["left_image", "right_image"], ["both"],
                              ["masks"]], STAGE_1))
     groups.append(Group(setup.stage("Stage 1 · talking clip: DMD LoRA, guidance off"),
                         [["avatar_audio", "avatar_audio_2", "scale"], ["encode_image", "sigmas", "noise", "sampler"],
@@ -166,8 +171,9 @@ def avatar_two_speakers(setup=REAL):
     stage_nodes, stage_groups = avatar_stage(setup, speakers=2)
     nodes = [
         note(setup, lambda: ["## Two speakers: one image, two speeches, a mask each (480p)",
-                             "Each speaker has a speech and a mask of the first frame (here the left and the right "
-                             "half: draw your own in the mask editor of a Load Image, or move the halves). "
+                             "Each speaker has a speech and a mask of the first frame (here the reference's default: "
+                             "a box in the left and in the right half, a 10% margin around each; the rest is the "
+                             "background. Draw your own in the mask editor of a Load Image, or move the boxes). "
                              "*audio_mix* para: both speak at once; add: speaker 1, then speaker 2.", AVATAR_NOTE,
                              avatar_downloads(setup), STRENGTH, DMD, sizes(setup, refine=False)]),
         *stage_nodes,

@@ -23,8 +23,9 @@ PROMPT = ("A golden retriever runs across a sunlit meadow toward the camera, ear
           "grass swaying in the wind, shallow depth of field, cinematic.")
 NEGATIVE = ("blurry, low quality, static, still picture, overexposed, washed-out colours, jpeg artefacts, "
             "deformed, distorted, subtitles, watermark")
-# LoadImage / LoadVideo: the frontend draws the picture below the widgets (a square image, a 16:9 clip)
-IMAGE_PREVIEW_HEIGHT, VIDEO_PREVIEW_HEIGHT = 330, 300
+# LoadImage / LoadVideo / LoadAudio: the frontend draws the picture below the widgets (a square image, a 16:9 clip),
+# the audio player and its upload button
+IMAGE_PREVIEW_HEIGHT, VIDEO_PREVIEW_HEIGHT, AUDIO_PLAYER_HEIGHT = 330, 300, 140
 STAGE_1, STAGE_2, OUTPUT = "#3f789e", "#8A8", "#b58b2a"  # LiteGraph's pale blue, green and yellow group colours
 
 
