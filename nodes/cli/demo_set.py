@@ -183,10 +183,15 @@ def write_demo_speech(path, seconds=DEMO_SPEECH_SECONDS):
     return path
 
 
+def demo_folders():
+    """The model folders the demo set fills (a ComfyUI serving the demo set must search each of them)."""
+    return sorted({folder for folder, _ in DEMO_FILES.values()})
+
+
 def model_paths_config(home):
     """An extra_model_paths.yaml that adds the demo folders to any ComfyUI."""
     path = Path(home) / "extra_model_paths.yaml"
-    folders = sorted({folder for folder, _ in DEMO_FILES.values()})
+    folders = demo_folders()
     path.write_text("# the LongCat-Video demo set (random weights): python main.py --extra-model-paths-config "
                     f"{path}\nlongcat_demo:\n    base_path: {models_dir(home)}\n" +
                     "".join(f"    {folder}: {folder}\n" for folder in folders))

@@ -6,11 +6,9 @@ import time
 
 from ..workflows.catalog import MAIN, REAL, SHIPPED
 from ..workflows.graph import api_format
-from .demo_set import demo_setup, model_paths_config, models_dir, write_demo_inputs, write_demo_set, \
+from .demo_set import demo_folders, demo_setup, model_paths_config, models_dir, write_demo_inputs, write_demo_set, \
     write_demo_templates, write_demo_workflows
 from .headless import ComfyServer, stopping_on_signals
-
-DEMO_FOLDERS = ("diffusion_models", "loras", "text_embeddings", "vae")
 
 
 def shipped_workflow(name, setup=REAL):
@@ -102,7 +100,8 @@ def demo_server(comfy_root, home, port=None, log_name="comfyui_run.log", setting
     panel lists the demo workflows). `run` and `run --ui` write logs of their own, so one running beside the other
     does not truncate its log."""
     return ComfyServer(comfy_root, home / "run", port=port, user_dir=home / "user", log_name=log_name,
-                       settings=settings, pack_templates=write_demo_templates(home, SHIPPED), extra_model_dirs={f: [models_dir(home) / f] for f in DEMO_FOLDERS})
+                       settings=settings, pack_templates=write_demo_templates(home, SHIPPED),
+                       extra_model_dirs={f: [models_dir(home) / f] for f in demo_folders()})
 
 
 def run_workflow(comfy_root, name, home, demo=False, text=None, seed=None):
