@@ -112,6 +112,17 @@ def test_main_job_runs_the_workflow_on_the_demo_set(comfyui_root, demo_home, tmp
     assert not [p for p in scratch.iterdir() if p.name.startswith("longcat")]
     assert not (PACK_ROOT / "demo").exists()
 
+def test_main_job_runs_an_avatar_workflow_on_the_demo_set(comfyui_root, demo_home):
+    """`run --workflow <avatar>`: the demo set's avatar DiT, audio encoder (its own model folder) and speech render
+    a talking video headless, 9 frames at the v1.0-style demo's 16 fps."""
+    result = run_cli("run", "--workflow", "longcat_avatar_two_speakers", "--comfyui", str(comfyui_root),
+                     "--demo-dir", str(demo_home))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "DEMO SET" in result.stdout and re.search(r"step 8/8 \(\d+\.\d s/step\)", result.stdout)
+    _, frames = saved_video(result.stdout)
+    assert frames.shape[:3] == (9, 64, 64)
+
+
 
 def comfyui_with_the_pack_inside(tmp_path, comfyui_root):
     """A ComfyUI tree made of links to comfyui_root's folders, with this pack linked in its custom_nodes the way
