@@ -8,10 +8,14 @@ Steps: 480p / 93 frames (37,440 tokens), the 720p refinement with block-sparse a
 480p continuation step with 4 condition latents, each without and with a rank-128 runtime LoRA (the distill
 stack's targets; the refinement stack's at 720p), on two paths: eager (every op on its own: the CPU, and CUDA with
 LONGCAT_COMPILE=0 or without Triton) and CUDA (each torch.compile'd island counts as one kernel; see tests/support/fake_memory.py).
-The continuation also from the condition cache (the first step of a run, which fills it; the cache stays live).
+The continuation also from the condition cache (the first step of a run, which fills it; the cache stays live),
+and so the avatar's (LongCat-Video-Avatar v1.5: its audio tokens and audio cross-attention, the reference latent in
+front of the condition): the three passes of its guidance in one batch, as ComfyUI batches them when they fit, and
+the one pass with the DMD LoRA.
 Also: the Wan 2.1 VAE decode of the 720p refinement latent (48 latents: 189 frames at 704x1280) with ComfyUI's
 WanVAE, untiled and tiled as VAEDecodeTiled's defaults tile it; the LoRA tensors runtime mode keeps on the device
-(prepare_stack on real tensors at full width); and a table of what fits on 24 / 32 / 48 / 80 GB cards.
+(prepare_stack on real tensors at full width: distill, refinement, the avatar's DMD); and a table of what fits on
+24 / 32 / 48 / 80 GB cards.
 
 Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_activation_memory.py [--depth N] [--against REF] [--markdown]
 (--depth: blocks in the fake model, default 2; every block is alike, so the step's peak is reached in the first.)
@@ -28,11 +32,14 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import BEFORE_CHUNKED_DIT, FULL_CONFIG, LATENT_480P, LATENT_720P, core_module_at, load_pack  # noqa: E402
-from support.fake_memory import LORA_RANK, counting, floor_bytes, full_depth_lora_bytes, prepared_lora, step_peak  # noqa: E402
+from support.fake_memory import LORA_RANK, counting, floor_bytes, full_depth_lora_bytes, prepared_lora, \
+    reference_latents, step_peak  # noqa: E402
+from support.random_models import FULL_AVATAR_CONFIG  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core import block_sparse_attention as bsa_today  # noqa: E402
 from longcat_pack.nodes.core import dit as dit_today  # noqa: E402
+from longcat_pack.nodes.core.avatar.avatar_dit import LongCatAvatarDiT  # noqa: E402
 
 GiB = 1 << 30
 CARDS_GB = (24, 32, 48, 80)
@@ -114,15 +121,22 @@ def main():
     cached = cached_continuation_peak(args.depth, distill)
     print(f"480p continuation from the condition cache (4 latents), CUDA path, LoRA on, 48 blocks: {gib(cached)} "
           f"(the cache: k and v of every block for the condition's tokens)")
+    guided = cached_continuation_peak(args.depth, None, avatar=True, batch=3)
+    distilled = cached_continuation_peak(args.depth, prepared_lora(dict(FULL_AVATAR_CONFIG, depth=args.depth)),
+                                         avatar=True)
+    print(f"avatar 480p continuation from the condition cache (4 latents + the reference latent), CUDA path, "
+          f"48 blocks: 3 passes in one batch (guidance above 1) {gib(guided)}; 1 pass with the DMD LoRA "
+          f"(guidance 1 / 1) {gib(distilled)}")
 
-    distill_bytes, refine_bytes = (full_depth_lora_bytes(refinement) for refinement in (False, True))
+    distill_bytes, refine_bytes = (full_depth_lora_bytes(FULL_CONFIG, refinement) for refinement in (False, True))
+    dmd_bytes = full_depth_lora_bytes(FULL_AVATAR_CONFIG)
     print(f"LoRA tensors runtime mode keeps on the device (rank {LORA_RANK}, fp32, 48 blocks): "
-          f"distill {gib(distill_bytes)}, refinement {gib(refine_bytes)}")
+          f"distill {gib(distill_bytes)}, refinement {gib(refine_bytes)}, avatar DMD {gib(dmd_bytes)}")
 
-    with FakeTensorMode():
-        params = sum(p.numel() for p in dit_today.LongCatDiT(**FULL_CONFIG, device="meta").parameters())
-    weights = {"fp8": params, "bf16": 2 * params}
-    print(f"DiT weights: {params / 1e9:.2f} B parameters: fp8 {gib(weights['fp8'])}, bf16 {gib(weights['bf16'])}")
+    base, avatar = (parameters(model_class, config) for model_class, config in
+                    ((dit_today.LongCatDiT, FULL_CONFIG), (LongCatAvatarDiT, FULL_AVATAR_CONFIG)))
+    for name, params in (("DiT", base), ("avatar DiT", avatar)):
+        print(f"{name} weights: {params / 1e9:.2f} B parameters: fp8 {gib(params)}, bf16 {gib(2 * params)}")
 
     comfyui = os.environ.get("COMFYUI_PATH")
     vae = vae_decode_peaks(comfyui, LATENT_720P) if comfyui else None
@@ -134,30 +148,40 @@ def main():
 
     # What one stage holds on the card: the DiT's weights, the prepared LoRA stacks (the pack keeps the last two:
     # at 720p the distill stack is still there), the CUDA-path activations with the LoRA on.
-    stages = [("480p distill step", distill_bytes, peaks["480p / 93 frames", "CUDA", True]),
-              ("720p refinement step (BSA)", distill_bytes + refine_bytes,
+    stages = [("480p distill step", base, distill_bytes, peaks["480p / 93 frames", "CUDA", True]),
+              ("720p refinement step (BSA)", base, distill_bytes + refine_bytes,
                peaks["720p refinement, BSA", "CUDA", True]),
-              ("480p continuation step (condition cache)", distill_bytes, cached)]
-    print_card_table(stages, weights, vae, args.markdown)
+              ("480p continuation step (condition cache)", base, distill_bytes, cached),
+              ("avatar 480p continuation, 3 passes batched", avatar, 0, guided),
+              ("avatar 480p continuation, DMD LoRA, 1 pass", avatar, dmd_bytes, distilled)]
+    print_card_table(stages, vae, args.markdown)
 
 
-def cached_continuation_peak(depth, lora, cond=4):
+def parameters(model_class, config):
+    with FakeTensorMode():
+        return sum(p.numel() for p in model_class(**config, device="meta").parameters())
+
+
+def cached_continuation_peak(depth, lora, cond=4, avatar=False, batch=1):
     """The first step of a cached 480p continuation (it fills the cache) with `depth` blocks, measured, plus the
-    cache of the remaining blocks of the 48 (every block caches the same k and v sizes)."""
+    cache of the remaining blocks of the 48 (every block caches the same k and v sizes: one batch row of the
+    condition's frames, the avatar's reference latent among them)."""
     T, H, W = LATENT_480P
-    peak = step_peak(dit_today, bsa_today, depth, LATENT_480P, "cuda", num_cond_latents=cond, lora=lora, cached=True)
-    per_block = 2 * cond * (H // 2) * (W // 2) * FULL_CONFIG["hidden_size"] * 2
+    peak = step_peak(dit_today, bsa_today, depth, LATENT_480P, "cuda", num_cond_latents=cond, lora=lora, cached=True,
+                     batch=batch, avatar=avatar)
+    frames = cond + reference_latents(cond, avatar)
+    per_block = 2 * frames * (H // 2) * (W // 2) * FULL_CONFIG["hidden_size"] * 2
     return peak + (FULL_CONFIG["depth"] - depth) * per_block
 
 
-def print_card_table(stages, weights, vae, markdown):
+def print_card_table(stages, vae, markdown):
     rows = []
-    for stage, lora, acts in stages:
-        for dtype, w in weights.items():
-            rows.append((f"{stage}, {dtype} weights", w, lora, acts))
+    for stage, params, lora, acts in stages:
+        for dtype, size in (("fp8", 1), ("bf16", 2)):
+            rows.append((f"{stage}, {dtype} weights", size * params, lora, acts))
     if vae:
-        rows += [("VAE decode 720p, untiled (DiT offloaded)", vae[0], 0, vae[1]),
-                 ("VAE decode 720p, tiled (DiT offloaded)", vae[0], 0, vae[2])]
+        rows += [("VAE decode 720p (48 latents, 189 frames), untiled", vae[0], 0, vae[1]),
+                 ("VAE decode 720p (48 latents), tiled (VAEDecodeTiled defaults)", vae[0], 0, vae[2])]
     header = ["stage", "weights", "LoRA tensors", "activations", "total"] + [f"{c} GB card" for c in CARDS_GB]
     lines = []
     for stage, w, lora, acts in rows:
@@ -176,8 +200,9 @@ def print_card_table(stages, weights, vae, markdown):
         for line in lines:
             print("| " + " | ".join(line) + " |")
     else:
+        width = max(len(line[0]) for line in lines)
         for line in [header] + lines:
-            print("  ".join(f"{c:>14s}" if i else f"{c:42s}" for i, c in enumerate(line)))
+            print("  ".join(f"{c:>14s}" if i else f"{c:{width}s}" for i, c in enumerate(line)))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-import torch.nn as nn
 from safetensors.torch import load_file
 
 from longcat_pack.nodes.core.avatar.avatar_dit import LongCatAvatarDiT, avatar_config_from_state_dict
-from support.model_files import load_dit
+from support.model_files import load_dit, tensor_shapes
+from longcat_pack.nodes.core.demo_files import lora_target_shapes, write_official_lora
 from longcat_pack.nodes.core.dit import ConditionCache
 from longcat_pack.nodes.core.lora_files import read_lora
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, WeightMerger, linear_weights, prepare_stack
@@ -101,6 +101,16 @@ def test_dmd_lora_through_the_pack_patcher(avatar_dir, golden, mode):
         RuntimeLora(model, prepared).attach()
     args, expected = inputs(golden, "e_at2v_dmd")
     torch.testing.assert_close(run(model, args), expected, **TOL)
+
+
+def test_dmd_lora_targets_are_the_reference_files(avatar_dir, tmp_path):
+    """lora_target_shapes for the avatar DiT's config (what the memory bench sizes the full-size DMD LoRA by): a
+    LoRA written from it has the reference DMD file's keys and shapes; the avatar has no refinement LoRA."""
+    config = avatar_config_from_state_dict(tensor_shapes(avatar_dir / "avatar_dit.safetensors"))
+    written = write_official_lora(tmp_path / "dmd.safetensors", lora_target_shapes(config), rank=8)
+    assert tensor_shapes(written) == tensor_shapes(avatar_dir / "lora_dmd.safetensors")
+    with pytest.raises(ValueError, match="no refinement LoRA"):
+        lora_target_shapes(config, refinement=True)
 
 
 def test_int8_checkpoint_dequantized_by_the_checkpoint_reader(avatar_dir, golden):

@@ -1,6 +1,7 @@
 """LongCat's memory as ComfyUI manages it (in-process, CPU): the model's estimate (memory_required) covers the
-measured activation peak of a full-size 480p and 720p step and exceeds it by at most 20%; a refinement stage runs
-with the model partially loaded (low VRAM) and the LoRA at run time, and gives the fully loaded output."""
+measured activation peak of a full-size 480p and 720p step (and of the avatar's three batched passes) and exceeds
+it by at most 20%; a refinement stage runs with the model partially loaded (low VRAM) and the LoRA at run time, and
+gives the fully loaded output."""
 import sys
 
 import pytest
@@ -11,16 +12,21 @@ from test_comfyui_lora_patching import with_loras
 from test_comfyui_stage_nodes import text_cond
 
 from support import fake_memory  # the count of live activation bytes under fake tensors (the memory bench's too)
-from support.random_models import FULL_CONFIG as FULL
+from support.random_models import FULL_AVATAR_CONFIG, FULL_CONFIG as FULL
 STAGES = {  # latent [T, H, W], block-sparse attention, the refinement LoRA's targets
     "480p / 93 frames": ((24, 60, 104), False, False),
     "720p refinement": ((48, 88, 160), True, True),
 }
 
 
-def meta_model(comfy_env, depth=FULL["depth"]):
-    """The LongCat model at full width as ComfyUI builds it (bf16), on the meta device: nothing allocated."""
-    config = comfy_model_module(comfy_env).LongCatVideoConfig(dict(FULL, depth=depth))
+def meta_model(comfy_env, depth=FULL["depth"], avatar=False):
+    """The LongCat model (or the avatar's) at full width as ComfyUI builds it (bf16), on the meta device: nothing
+    allocated."""
+    if avatar:
+        module = sys.modules[comfy_env[0].__name__ + ".nodes.model.avatar.comfy_avatar"]
+        config = module.LongCatAvatarConfig(dict(FULL_AVATAR_CONFIG, depth=depth))
+    else:
+        config = comfy_model_module(comfy_env).LongCatVideoConfig(dict(FULL, depth=depth))
     config.set_inference_dtype(torch.bfloat16, None)
     return config.get_model({}, "", device="meta")
 
@@ -60,6 +66,20 @@ def test_memory_estimate_covers_a_continuation_with_its_condition_cache(comfy_en
     estimate = model.memory_required([1, 16, *latent])
     cache = 2 * 2 * 4 * (latent[1] // 2) * (latent[2] // 2) * FULL["hidden_size"] * 2  # k, v; 2 blocks; bf16
     assert estimate - plain == pytest.approx(comfy_model.MARGIN * cache)
+    assert peak <= estimate <= 1.2 * peak, f"estimate {estimate / 2**30:.2f} GiB, peak {peak / 2**30:.2f} GiB"
+
+
+def test_memory_estimate_covers_the_avatar_three_passes(comfy_env):
+    """The avatar's 480p continuation (4 condition latents and the reference latent, cached) with its guidance's
+    three passes in one batch, as ComfyUI batches them when its estimate for three rows fits: the estimate, told
+    the condition and the reference latent, covers the measured peak (two blocks deep, as above)."""
+    model = meta_model(comfy_env, depth=2, avatar=True)
+    latent = STAGES["480p / 93 frames"][0]
+    model.cached_condition_latents = 4
+    reference = [torch.Size([1, 16, 1, *latent[1:]])] * 3
+    estimate = model.memory_required([3, 16, *latent], cond_shapes={"avatar_ref_latent": reference})
+    peak = fake_memory.step_peak(dit, block_sparse_attention, 2, latent, "cuda", num_cond_latents=4, cached=True,
+                                 batch=3, avatar=True)
     assert peak <= estimate <= 1.2 * peak, f"estimate {estimate / 2**30:.2f} GiB, peak {peak / 2**30:.2f} GiB"
 
 

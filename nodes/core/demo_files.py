@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import save_file
 
 from .avatar.audio_tokens import VAE_SCALE, WINDOW
-from .avatar.avatar_dit import dit_class
+from .avatar.avatar_dit import dit_class, is_avatar
 from .lora_files import official_stem
 
 NOISE_LABEL = {"longcat_demo": "random noise for demos and tests, not a trained model"}
@@ -12,8 +12,12 @@ NOISE_LABEL = {"longcat_demo": "random noise for demos and tests, not a trained 
 
 def lora_target_shapes(config, refinement=False):
     """{module: (out, in, fused pieces)} of the official distill (or refinement) LoRA for a DiT built from `config`
-    (LongCatDiT's arguments; depth, hidden_size, ffn_hidden and adaln_tembed_dim are read)."""
+    (LongCatDiT's arguments; depth, hidden_size, ffn_hidden and adaln_tembed_dim are read). For an avatar DiT's
+    config, the v1.5 DMD LoRA's: the distill targets, the text cross-attention's proj and the audio layers."""
     depth, hidden, ffn, tembed = (config[k] for k in ("depth", "hidden_size", "ffn_hidden", "adaln_tembed_dim"))
+    avatar = is_avatar(config)
+    if avatar and refinement:
+        raise ValueError("the avatar DiT has no refinement LoRA: its refinement runs on the base DiT")
     shapes = {}
     for i in range(depth):
         b = f"blocks.{i}."
@@ -22,6 +26,12 @@ def lora_target_shapes(config, refinement=False):
                        b + "ffn.w1": (ffn, hidden, 1), b + "ffn.w2": (hidden, ffn, 1), b + "ffn.w3": (ffn, hidden, 1)})
         if refinement:
             shapes[b + "adaLN_modulation.1"] = (6 * hidden, tembed, 6)
+        if avatar:
+            shapes.update({b + "cross_attn.proj": (hidden, hidden, 1),
+                           b + "audio_cross_attn.q_linear": (hidden, hidden, 1),
+                           b + "audio_cross_attn.kv_linear": (2 * hidden, config["audio_dim"], 2),
+                           b + "audio_cross_attn.proj": (hidden, hidden, 1),
+                           b + "audio_adaLN_modulation.1": (3 * hidden, tembed, 3)})
     if refinement:
         shapes["final_layer.adaLN_modulation.1"] = (2 * hidden, tembed, 2)
         shapes["final_layer.linear"] = (64, hidden, 1)

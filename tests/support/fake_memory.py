@@ -20,9 +20,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .pack import register_pack
-from .random_models import FULL_CONFIG, random_description
+from .random_models import FULL_AVATAR_CONFIG, FULL_CONFIG, WHISPER_CHANNELS, WHISPER_GROUPS, random_description
 
 register_pack()
+from longcat_pack.nodes.core.avatar.audio_tokens import VAE_SCALE, WINDOW  # noqa: E402
+from longcat_pack.nodes.core.avatar.avatar_dit import LongCatAvatarDiT  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
 from longcat_pack.nodes.core.lora_patcher import PreparedTarget, RuntimeLora, prepare_stack  # noqa: E402
 
@@ -128,9 +130,10 @@ def counting(device_type):
         torch.compile, torch.autocast = saved
 
 
-def prepared_lora(config, refinement):
+def prepared_lora(config, refinement=False):
     """The tensors runtime mode keeps for a rank-128 LoRA with the official file's targets (the refinement file's
-    or the distill file's): prepare_stack on real random factors (fp32, as both modes keep them), on the CPU."""
+    or the distill file's; an avatar config: the DMD file's): prepare_stack on real random factors (fp32, as both
+    modes keep them), on the CPU."""
     shapes = lora_target_shapes(config, refinement)
     description = random_description(shapes, LORA_RANK, 1, "lora")
     weights = {m: torch.empty(o, i, device="meta") for m, (o, i, _) in shapes.items()}
@@ -143,39 +146,59 @@ def fake_copy(target, device_type):
                           [dataclasses.replace(s, up=s.up.to(device_type, copy=True)) for s in target.segments])
 
 
-def full_depth_lora_bytes(refinement):
-    """Bytes of the prepared stack for all 48 blocks, from stacks of 1 and 2 blocks (every block is alike)."""
+def full_depth_lora_bytes(config, refinement=False):
+    """Bytes of the prepared stack (prepared_lora) for all of `config`'s blocks, from stacks of 1 and 2 blocks
+    (every block is alike)."""
     one, two = (sum(t.down.nbytes + sum(s.up.nbytes for s in t.segments) for t in
-                    prepared_lora(dict(FULL_CONFIG, depth=depth), refinement).values()) for depth in (1, 2))
-    return one + (FULL_CONFIG["depth"] - 1) * (two - one)
+                    prepared_lora(dict(config, depth=depth), refinement).values()) for depth in (1, 2))
+    return one + (config["depth"] - 1) * (two - one)
+
+
+def reference_latents(num_cond_latents, avatar):
+    """1 for an avatar continuation (2 or more condition latents): the first clip's first latent goes in front of
+    the condition, as the pack's avatar model runs it (model/avatar/comfy_avatar.py); else 0."""
+    return int(avatar and num_cond_latents > 1)
 
 
 def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_latents=0, lora=None, cached=False,
-              offload=False):
+              offload=False, batch=1, avatar=False):
     """Peak live activation bytes of one step of `dit` (a dit.py module; `bsa` its block_sparse_attention) at full
-    width, bf16, on a latent [1, 16, *latent]; `lora`: a prepared stack (prepared_lora) applied at run time;
+    width, bf16, on a latent [batch, 16, *latent]; `lora`: a prepared stack (prepared_lora) applied at run time;
     `cached`: the first step of a run with the condition cache (it fills the cache, which stays live);
-    `offload`: that cache in CPU memory (counted where it is on `device_type`)."""
+    `offload`: that cache in CPU memory (counted where it is on `device_type`); `batch`: passes in one call, as
+    ComfyUI batches a guider's conds when they fit. `avatar`: today's avatar DiT (FULL_AVATAR_CONFIG) with one
+    speaker's audio windows (zeros: the shapes are what counts), and a continuation's reference latent."""
     T, H, W = latent
+    ref = reference_latents(num_cond_latents, avatar)
+    model_class, config = (LongCatAvatarDiT, FULL_AVATAR_CONFIG) if avatar else (dit.LongCatDiT, FULL_CONFIG)
     with FakeTensorMode(allow_non_fake_inputs=True):
-        model = dit.LongCatDiT(**dict(FULL_CONFIG, depth=depth), dtype=torch.bfloat16, device=device_type)
+        model = model_class(**dict(config, depth=depth), dtype=torch.bfloat16, device=device_type)
         model.eval().requires_grad_(False)
         if sparse:
             backend = getattr(bsa, "BlockSparseAttention", None)
             model.set_self_attention(backend() if backend else functools.partial(bsa.block_sparse_attention))
+        if cached and batch > 1:  # the passes share the condition, so the cache keeps one row; dit.cached_condition
+            # finds that out by comparing the rows, which fake tensors cannot: it gets the one row here
+            model.cached_condition = lambda cache, cond, *args, **kwargs: type(model).cached_condition(
+                model, cache, cond[:1], *args, **kwargs)
         if lora is not None:  # fake copies on the device, made before counting starts
             RuntimeLora(model, {m: fake_copy(t, device_type) for m, t in lora.items()}).attach()
         kernels, bsa._kernels = bsa._kernels, None  # compiled block-sparse kernels made now, while counting
         try:
             with counting(device_type) as counter:
-                x = torch.randn(1, 16, T, H, W, device=device_type, dtype=torch.bfloat16)
-                context = torch.zeros(1, 512, FULL_CONFIG["caption_channels"], device=device_type,
+                x = torch.randn(batch, 16, ref + T, H, W, device=device_type, dtype=torch.bfloat16)
+                context = torch.zeros(batch, 512, FULL_CONFIG["caption_channels"], device=device_type,
                                       dtype=torch.bfloat16)
-                t = torch.full((1, T), 500.0, device=device_type)
-                t[:, :num_cond_latents] = 0
+                t = torch.full((batch, ref + T), 500.0, device=device_type)
+                t[:, :ref + num_cond_latents] = 0
                 options = {"offload": True} if offload else {}  # older DiTs have no offload, nor a cache
                 cache = {"condition_cache": dit.ConditionCache(**options)} if cached else {}
-                model(x, t, context, num_cond_latents=num_cond_latents, **cache)
+                if avatar:  # [batch, speakers, video frames, window, groups, channels]
+                    audio = torch.zeros(batch, 1, 1 + VAE_SCALE * (T - 1), WINDOW, WHISPER_GROUPS, WHISPER_CHANNELS,
+                                        device=device_type, dtype=torch.bfloat16)
+                    model(x, t, context, audio, num_cond_latents=ref + num_cond_latents, num_ref_latents=ref, **cache)
+                else:
+                    model(x, t, context, num_cond_latents=num_cond_latents, **cache)
         finally:
             bsa._kernels = kernels
     return counter.peak
