@@ -2,19 +2,18 @@
 the condition frames run too (the reference without its KV cache), from the condition cache on the device, and from
 the cache offloaded to CPU memory (the reference's offload_kv_cache: pinned on CUDA, each block's k and v copied
 in while the block before runs). All three give the same noisy-frame output (checked here). Rounds interleave the
-three; min and median per way. Full size (48 blocks, bf16) on a GPU; a scaled-down model and grid on CPU, where
+three; min and median per way, and of the ratios to the on-device cache paired by round. Full size (48 blocks, bf16) on a GPU; a scaled-down model and grid on CPU, where
 "offloaded" only measures the bookkeeping (the CPU is the device's memory already).
 Usage: python bench/bench_condition_cache.py [rounds]
 """
 import os
-import statistics
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import FULL_CONFIG, LATENT_480P, SMALL_CONFIG, build_random_dit, device_name, load_pack, \
-    paired_ratios, random_inputs, summary, timed, interleaved  # noqa: E402
+    random_inputs, summary, timed, interleaved  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core.dit import ConditionCache, Rope3D  # noqa: E402
@@ -52,25 +51,18 @@ def main(rounds=9):
         "step, cache offloaded to CPU": lambda: model(x, t, context, num_cond_latents=CONDITION_LATENTS,
                                                       condition_cache=offloaded),
     }
-    times = {name: [] for name in ways}
     with torch.inference_mode():
         outputs = [fn()[:, :, CONDITION_LATENTS:] for fn in ways.values()]  # warm-up; fills both caches
         difference = max(float((out - outputs[1]).abs().max()) for out in outputs)
         del outputs
-        for _ in range(rounds):
-            for name, fn in ways.items():
-                times[name].append(timed(fn, device, warmup=0))
+        times = interleaved(ways, device, rounds=rounds, warmup=0)
         grid = (T, H // 2, W // 2)
         fill = [timed(lambda: model.condition_kv(x[:, :, :CONDITION_LATENTS], Rope3D(grid, device), grid, dtype,
                                                  model.attention, store), device, warmup=0)
                 for store in ([], ConditionCache(True).new_store())]
     cache_mib = sum(p.nbytes for kv in offloaded.kv.blocks for p in kv) / 2 ** 20
     offloaded.release()
-    baseline = statistics.median(times["step, cache on the device"])
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:32s} min {min(values):8.3f} s   median {median:8.3f} s   "
-              f"{median / baseline:5.2f}x the on-device cache's median")
+    print("\n".join(summary(times, baseline="step, cache on the device")))
     print(f"filling the cache (once per run): on the device {fill[0]:.3f} s, into CPU memory {fill[1]:.3f} s")
     print(f"condition cache: {cache_mib:.1f} MiB ({rounds} interleaved rounds)")
     print(f"max abs difference of the noisy frames between the three ways: {difference:.2e}")
