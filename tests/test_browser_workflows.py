@@ -100,6 +100,7 @@ def test_template_browser_shows_title_and_thumbnail_and_loads(open_page, install
     page.get_by_text("comfyui-longcat-video").first.click()
     titles = [SHIPPED[name]().title for name in WORKFLOWS]
     for title in titles:  # the card's thumbnail is our 512 px drawing, not the placeholder
+        page.get_by_text(title, exact=True).first.scroll_into_view_if_needed()  # thumbnails load when in view
         page.wait_for_function("(t) => [...document.querySelectorAll('img')].some(i => i.alt === t && "
                                "i.naturalWidth === 512)", arg=title, timeout=20_000)
         assert page.get_by_text(title, exact=True).count() >= 1

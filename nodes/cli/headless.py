@@ -132,7 +132,8 @@ class ComfyServer:
         return self.base / "models" / folder
 
     def start(self, timeout=180):
-        self.base.mkdir(parents=True, exist_ok=True)
+        for folder in ("input", "output", "temp"):  # 0.8.0's LoadAudio lists the input folder as it imports
+            (self.base / folder).mkdir(parents=True, exist_ok=True)
         lines = ["longcat:", f"    base_path: {self.base}"]
         if installed_pack(self.root) is None:  # install the pack through a custom_nodes folder of our own
             nodes_dir = self.base / "custom_nodes"
