@@ -5,7 +5,8 @@ the cross-attention), each with
   SDPA, the baseline; sub_quad, split), applied the way attention nodes apply them: `optimized_attention_override`
   in the step's transformer_options, through the kernel the model glue gives the DiT;
 - torch.compile of the DiT (what TorchCompileModel does) with SDPA;
-rounds interleaved (every variant once per round), min and median printed. Then the DiT calls that stock EasyCache
+rounds interleaved (every variant once per round), min and median printed, and of the ratios to SDPA paired by
+round. Then the DiT calls that stock EasyCache
 (default reuse_threshold 0.2, and 1.0) saves over 16 distill steps, sampled through the pack's loader and ComfyUI's stock sampler
 nodes on a small random model (with random weights the count shows that the cache applies, not what it saves on
 real weights).
@@ -15,7 +16,6 @@ depend on depth); the golden-size model and small latents on CPU.
 Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_accelerators.py [--blocks N] [--rounds N] [--no-compile]
 """
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -27,23 +27,13 @@ from safetensors.torch import save_file
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from bench_common import FULL_CONFIG, LATENT_480P, LATENT_720P, SMALL_CONFIG, build_random_dit, device_name, \
-    load_pack, random_inputs  # noqa: E402
+    interleaved, load_pack, random_inputs, summary  # noqa: E402
 
 load_pack()
 from comfy_inprocess import import_comfy_core  # noqa: E402
 from longcat_pack.nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
 
 EASYCACHE_STEPS = 16
-
-
-def seconds(fn, cuda):
-    if cuda:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
 
 
 def override_with(function):
@@ -53,21 +43,15 @@ def override_with(function):
     return override
 
 
-def time_variants(name, variants, rounds, cuda):
-    """{variant: [seconds per round]}: one warm-up call each, then `rounds` rounds, every variant once a round."""
+def time_variants(name, variants, rounds, device):
+    """One warm-up call each (compile's is long: printed), then `rounds` interleaved rounds; min, median and the
+    ratios to SDPA paired by round (below 1: faster than SDPA)."""
     for label, step in variants.items():
         t0 = time.perf_counter()
         step()
         print(f"  {name}: {label} warm-up {time.perf_counter() - t0:.1f} s", flush=True)
-    times = {label: [] for label in variants}
-    for _ in range(rounds):
-        for label, step in variants.items():
-            times[label].append(seconds(step, cuda))
-    base = times["sdpa"]
     print(f"{name}:")
-    for label, ts in times.items():
-        print(f"  {label:24s} min {min(ts):8.3f} s  median {statistics.median(ts):8.3f} s   "
-              f"ratio to SDPA: min {min(base) / min(ts):5.2f}x  median {statistics.median(base) / statistics.median(ts):5.2f}x")
+    print("\n".join("  " + line for line in summary(interleaved(variants, device, rounds, warmup=0), baseline="sdpa")))
 
 
 def step_variants(model, x, t, context, compile_model):
@@ -162,7 +146,7 @@ def main():
             x, context = random_inputs(config, (T, H, W), dtype, device)
             print(f"{name}: latent {T} x {H} x {W}, {T * H * W // 4} tokens", flush=True)
             model.set_self_attention(BlockSparseAttention() if "refine" in name else None)
-            time_variants(name, step_variants(model, x, t, context, compiled), args.rounds, cuda)
+            time_variants(name, step_variants(model, x, t, context, compiled), args.rounds, device)
             del x, context
     del model, compiled
     cached, plain = easycache_calls(work, (0.2, 1.0))
