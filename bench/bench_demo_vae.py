@@ -1,34 +1,26 @@
 """Where a demo run's time goes on a CPU: ComfyUI's Wan 2.1 VAE (the demo set's random one) decoding and encoding
 the demo's clips, at the real VAE's width (96) against the demo's (demo_set.DEMO_VAE_DIM), in interleaved rounds
-of one run, with one sampling step of the demo DiT for scale.
+of one run (min, median and the ratios paired by round), with one sampling step of the demo DiT for scale.
 
 Usage: COMFYUI_PATH=~/ComfyUI python bench/bench_demo_vae.py [--rounds N]
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
-from bench_common import device_name, load_pack  # noqa: E402
+from bench_common import device_name, interleaved, load_pack, summary, timed  # noqa: E402
 
 load_pack()
 from comfy_inprocess import import_comfy_core  # noqa: E402
 from longcat_pack.nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
 from longcat_pack.nodes.cli.demo_set import DEMO_VAE_DIM, write_demo_vae  # noqa: E402
 from longcat_pack.nodes.core.demo_files import TINY_DIT, random_dit  # noqa: E402
-
-
-def seconds(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main():
@@ -51,21 +43,18 @@ def main():
     stage1 = torch.randn(1, 16, 3, 8, 8, generator=gen)  # the demo's 9 frames at 64x64
     refine = torch.rand(29, 64, 64, 3, generator=gen)  # the i2v refinement's padded frames
     work = {"decode 9 frames": lambda v: v.decode(stage1), "encode 29 frames": lambda v: v.encode(refine)}
-    times = {(dim, name): [] for dim in vaes for name in work}
-    for _ in range(args.rounds):
-        for name, fn in work.items():
-            for dim, vae in vaes.items():
-                times[dim, name].append(seconds(lambda: fn(vae)))
+    cpu = torch.device("cpu")
+    times = {name: interleaved({f"width {dim}": (lambda fn=fn, vae=vae: fn(vae)) for dim, vae in vaes.items()}, cpu,
+                               rounds=args.rounds) for name, fn in work.items()}
     dit = random_dit(TINY_DIT, torch.float32, "cpu").eval()
     x, t = torch.randn(1, 16, 3, 8, 8), torch.tensor([500.0])
     context = torch.randn(1, 512, TINY_DIT["caption_channels"])
     with torch.no_grad():
-        step = statistics.median(seconds(lambda: dit(x, t, context)) for _ in range(5))
-    print(f"device: {device_name(torch.device('cpu'))}; medians of {args.rounds} interleaved rounds")
-    for name in work:
-        wide, small = (statistics.median(times[dim, name]) for dim in (96, DEMO_VAE_DIM))
-        print(f"{name:18s}: {wide:7.2f} s at width 96, {small:6.2f} s at width {DEMO_VAE_DIM}  "
-              f"ratio {wide / small:.1f}x")
+        step = timed(lambda: dit(x, t, context), cpu, repeats=5)
+    print(f"device: {device_name(cpu)}; {args.rounds} interleaved rounds after one warm-up round")
+    for name, samples in times.items():
+        print(f"{name}:")
+        print("\n".join("  " + line for line in summary(samples, baseline=f"width {DEMO_VAE_DIM}", scale=1, unit="s")))
     print(f"one demo DiT forward (9 frames at 64x64): {step * 1e3:.0f} ms")
 
 
