@@ -255,11 +255,13 @@ def wait_for_history(url, timeout=600):
     raise TimeoutError(f"nothing finished on {url} in {timeout} s")
 
 
-def start_ui(comfyui_root, demo_home, port):
-    """`run --ui` in a process of its own; returns (process, the lines it has printed so far, kept growing)."""
+def start_ui(comfyui_root, demo_home, port, sigint_ignored=False):
+    """`run --ui` in a process of its own; returns (process, the lines it has printed so far, kept growing).
+    `sigint_ignored`: started as a non-interactive shell starts a background job (`cmd &`)."""
     proc = subprocess.Popen([sys.executable, "-m", "nodes.cli", "run", "--ui", "--port", str(port), "--comfyui",
                              str(comfyui_root), "--demo-dir", str(demo_home)], cwd=PACK_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None)
     lines = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     deadline = time.time() + 300
@@ -269,12 +271,14 @@ def start_ui(comfyui_root, demo_home, port):
     return proc, lines
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_ui_stops_comfyui_on_sigterm_and_sighup(comfyui_root, demo_home, signum):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT in a background job"])
+def test_ui_stops_comfyui_on_signals(comfyui_root, demo_home, signum):
     """A `kill` or a closed terminal stops `run --ui` as Ctrl+C does: the ComfyUI child goes too and its port
-    closes; its log is its own (`run` writes another)."""
+    closes; its log is its own (`run` writes another). Ctrl+C's SIGINT too where the shell started `run --ui` as a
+    background job, which starts it with SIGINT ignored."""
     port = free_port()
-    proc, lines = start_ui(comfyui_root, demo_home, port)
+    proc, lines = start_ui(comfyui_root, demo_home, port, sigint_ignored=signum == signal.SIGINT)
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).close()  # up
         assert any("comfyui_ui.log" in line for line in lines), "".join(lines)

@@ -67,10 +67,12 @@ def installed_pack(comfy_root):
 @contextlib.contextmanager
 def stopping_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
     """SIGTERM and SIGHUP (a `kill`, a closed terminal) raise KeyboardInterrupt in the main thread, as Ctrl+C does,
-    so the `finally` that stops the ComfyUI child runs for them too; the previous handlers come back after."""
+    so the `finally` that stops the ComfyUI child runs for them too; the previous handlers come back after. Ctrl+C
+    (SIGINT) is honoured even where a shell started us as a background job, with SIGINT ignored."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)
     previous = {s: signal.signal(s, interrupt) for s in signals}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
