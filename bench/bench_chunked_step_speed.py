@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import BEFORE_CHUNKED_DIT, core_module_at, device_name, load_pack, random_inputs, summary  # noqa: E402
 
 load_pack()
-from longcat_pack.nodes.core import dit  # noqa: E402
+from longcat_pack.nodes.core import frame_chunks  # noqa: E402
 from longcat_pack.nodes.core.demo_files import random_dit  # noqa: E402
 
 CONFIG = dict(hidden_size=1024, depth=2, num_heads=8, caption_channels=1024, adaln_tembed_dim=256, ffn_hidden=2752)
@@ -47,9 +47,9 @@ def main():
     T, H, W = LATENT
     tokens = T * (H // 2) * (W // 2)
     if args.full_size_chunks:
-        dit.MIN_CHUNK_TOKENS = max(1, dit.MIN_CHUNK_TOKENS * tokens // FULL_TOKENS)
-    chunks = dit.FrameChunks((T, H // 2, W // 2))
-    counts = [len(list(chunks(parts))) for parts in (dit.ATTENTION_PARTS, dit.TOKEN_PARTS)]
+        frame_chunks.MIN_CHUNK_TOKENS = max(1, frame_chunks.MIN_CHUNK_TOKENS * tokens // FULL_TOKENS)
+    chunks = frame_chunks.FrameChunks((T, H // 2, W // 2))
+    counts = [len(list(chunks(parts))) for parts in (frame_chunks.ATTENTION_PARTS, frame_chunks.TOKEN_PARTS)]
 
     today = random_dit(CONFIG, dtype, device)
     before = core_module_at("dit", args.against).LongCatDiT(**CONFIG, dtype=dtype).eval().requires_grad_(False)
@@ -57,7 +57,7 @@ def main():
     x, context = random_inputs(CONFIG, LATENT, dtype, device)
     t = torch.tensor([700.0])
     print(f"device: {device_name(device)}; {args.dtype}, hidden {CONFIG['hidden_size']}, depth {CONFIG['depth']}, "
-          f"{tokens} tokens in {T} frames; MIN_CHUNK_TOKENS {dit.MIN_CHUNK_TOKENS}: self-attention in {counts[0]} "
+          f"{tokens} tokens in {T} frames; MIN_CHUNK_TOKENS {frame_chunks.MIN_CHUNK_TOKENS}: self-attention in {counts[0]} "
           f"chunks, the rest in {counts[1]}")
 
     times = {"today": [], "before": []}

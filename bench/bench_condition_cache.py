@@ -16,7 +16,8 @@ from bench_common import FULL_CONFIG, LATENT_480P, SMALL_CONFIG, build_random_di
     random_inputs, summary, timed, interleaved  # noqa: E402
 
 load_pack()
-from longcat_pack.nodes.core.dit import ConditionCache, Rope3D  # noqa: E402
+from longcat_pack.nodes.core.condition_attention import ConditionCache  # noqa: E402
+from longcat_pack.nodes.core.dit_ops import Rope3D  # noqa: E402
 
 CONDITION_LATENTS = 4  # 13 frames
 LATENT_SMALL = (24, 8, 16)  # the CPU stand-in: the same 24 latent frames on a smaller picture

@@ -31,7 +31,7 @@ from bench_common import FULL_CONFIG, LATENT_480P, LATENT_480P_SMALL, device_nam
 load_pack()
 from comfy_inprocess import import_comfy_core  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes, random_dit, write_official_lora  # noqa: E402
-from longcat_pack.nodes.core.lora_files import official_stem  # noqa: E402
+from longcat_pack.nodes.core.lora_keys import official_stem  # noqa: E402
 from longcat_pack.nodes.cli.comfyui_checkout import find_comfyui  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from bench_common import device_name, interleaved, load_pack, random_description
 
 pack = load_pack()
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
-from longcat_pack.nodes.core.lora_files import LoraDescription  # noqa: E402
+from longcat_pack.nodes.core.lora_description import LoraDescription  # noqa: E402
 from longcat_pack.nodes.core.lora_patcher import (RuntimeLora, WeightMerger, linear_weights,  # noqa: E402
                                                   prepare_stack)
 

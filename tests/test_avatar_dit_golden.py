@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from longcat_pack.nodes.core.avatar.avatar_dit import LongCatAvatarDiT, avatar_config_from_state_dict
 from support.model_files import load_dit, tensor_shapes
 from longcat_pack.nodes.core.demo_files import lora_target_shapes, write_official_lora
-from longcat_pack.nodes.core.dit import ConditionCache
+from longcat_pack.nodes.core.condition_attention import ConditionCache
 from longcat_pack.nodes.core.lora_files import read_lora
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, WeightMerger, linear_weights, prepare_stack
 

@@ -68,7 +68,7 @@ def test_default_attention_gives_what_the_plain_dit_gives(comfy_env, tensors, mo
     """ComfyUI's kernel as ComfyUI picks it here (SDPA) changes no bit of a run against the DiT's own SDPA."""
     comfy_model = pack_module(comfy_env, "model.comfy_model")
     through_comfy = pipeline_output(comfy_env, tensors, "vc_kv", "runtime")
-    monkeypatch.setattr(comfy_model, "comfy_kernel", lambda: pack_module(comfy_env, "core.dit").sdpa)
+    monkeypatch.setattr(comfy_model, "comfy_kernel", lambda: pack_module(comfy_env, "core.dit_ops").sdpa)
     assert torch.equal(pipeline_output(comfy_env, tensors, "vc_kv", "runtime"), through_comfy)
 
 
@@ -124,12 +124,12 @@ def test_easycache_skips_steps_of_a_continuation(comfy_env, tensors, dit_calls, 
     """Stock EasyCache wraps the LongCat forward: at threshold 0 it skips nothing and changes no bit; at a high
     threshold the DiT runs on fewer than the 8 steps. The condition cache is filled once per run either way, from
     that run's condition, and skipped steps neither fill nor read it."""
-    dit = pack_module(comfy_env, "core.dit")
-    filled, get = [], dit.ConditionCache.get
+    cache_class = pack_module(comfy_env, "core.condition_attention").ConditionCache
+    filled, get = [], cache_class.get
 
     def counted(cache, condition, compute):
         return get(cache, condition, lambda: filled.append(condition.clone()) or compute())
-    monkeypatch.setattr(dit.ConditionCache, "get", counted)
+    monkeypatch.setattr(cache_class, "get", counted)
 
     plain = continuation(comfy_env, tensors, steps=8)
     assert len(dit_calls) == 8 and len(filled) == 1

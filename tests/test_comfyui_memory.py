@@ -125,7 +125,7 @@ def test_refinement_stage_runs_partially_loaded_with_the_runtime_lora(comfy_env,
     nodes = pack.NODE_CLASS_MAPPINGS
     mm.unload_all_models()
     # one tile row of frames per chunk: every linear runs once per chunk, its LoRA hook too
-    monkeypatch.setattr(sys.modules[pack.__name__ + ".nodes.core.dit"], "MIN_CHUNK_TOKENS", 1)
+    monkeypatch.setattr(sys.modules[pack.__name__ + ".nodes.core.frame_chunks"], "MIN_CHUNK_TOKENS", 1)
     base = nodes["LongCatDiTLoader"]().load("longcat_tiny.safetensors", "fp32")[0]
     model = with_loras(comfy_env, base, [("lora_refine.safetensors", 0.5)])
     model = nodes["LongCatBlockSparseAttention"]().patch(model, 0.75)[0]

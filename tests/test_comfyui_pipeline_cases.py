@@ -106,15 +106,16 @@ def test_condition_cache_equals_the_uncached_path_and_dies_with_the_run(comfy_en
     import gc
     import sys
     import weakref
-    dit = sys.modules[comfy_env[0].__name__ + ".nodes.core.dit"]  # the pack as ComfyUI loaded it
+    # the pack as ComfyUI loaded it
+    cache_class = sys.modules[comfy_env[0].__name__ + ".nodes.core.condition_attention"].ConditionCache
     caches, computed = [], []
-    get = dit.ConditionCache.get
+    get = cache_class.get
 
     def counted(cache, condition, compute):
         if not any(c() is cache for c in caches):
             caches.append(weakref.ref(cache))
         return get(cache, condition, lambda: computed.append(1) or compute())
-    monkeypatch.setattr(dit.ConditionCache, "get", counted)
+    monkeypatch.setattr(cache_class, "get", counted)
     cached = pipeline_output(comfy_env, tensors, "vc_kv", "merge")
     assert len(caches) == 1 and computed == [1]
     gc.collect()

@@ -4,8 +4,8 @@ cache held on the device bit for bit (golden case b: a clean condition frame at 
 import pytest
 import torch
 
+from longcat_pack.nodes.core.condition_attention import ConditionCache
 from longcat_pack.nodes.core.condition_offload import OffloadedKV
-from longcat_pack.nodes.core.dit import ConditionCache
 from test_dit_golden import build_model, golden, inputs, weights  # noqa: F401  (fixtures)
 
 CUDA = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),

@@ -9,15 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from longcat_pack.nodes.core import block_sparse_attention as bsa
-from longcat_pack.nodes.core import dit
+from longcat_pack.nodes.core import dit, frame_chunks
+from longcat_pack.nodes.core.condition_attention import ConditionCache
+from longcat_pack.nodes.core.dit_ops import Rope3D, gated_add_, norm_rope
 from longcat_pack.nodes.core.lora_files import read_lora
 from longcat_pack.nodes.core.lora_patcher import RuntimeLora, linear_weights, prepare_stack
 from test_dit_golden import CASES, TOL, build_model, golden, merge_loras, run, weights  # noqa: F401  (fixtures)
 
 
 def one_frame_chunks(monkeypatch):
-    """Every chunk as small as the backend allows (one latent frame, or one tile row of frames)."""
-    monkeypatch.setattr(dit, "MIN_CHUNK_TOKENS", 1)
+    """Every chunk as small as the backend allows (one latent frame, or one tile row of frames). Each constant is
+    patched where it is read: the minimum by FrameChunks, the parts by the DiT's modules."""
+    monkeypatch.setattr(frame_chunks, "MIN_CHUNK_TOKENS", 1)
     monkeypatch.setattr(dit, "ATTENTION_PARTS", 10_000)
     monkeypatch.setattr(dit, "TOKEN_PARTS", 10_000)
 
@@ -40,25 +43,25 @@ def chunk_list(chunks, parts, start=0):
 
 
 def test_frame_chunks_cover_whole_frames_and_respect_the_conditioning_split(monkeypatch):
-    monkeypatch.setattr(dit, "MIN_CHUNK_TOKENS", 1)
+    monkeypatch.setattr(frame_chunks, "MIN_CHUNK_TOKENS", 1)
     grid = (13, 2, 3)  # 6 tokens a frame
-    chunks = dit.FrameChunks(grid, num_cond_frames=4, multiple=2)
+    chunks = frame_chunks.FrameChunks(grid, num_cond_frames=4, multiple=2)
     got = chunk_list(chunks, 4)  # 13 / 4 -> 4 frames a chunk
     assert [(f0, f1) for _, _, f0, f1 in got] == [(0, 4), (4, 8), (8, 12), (12, 13)]
     assert all((r0, r1) == (6 * f0, 6 * f1) for r0, r1, f0, f1 in got)
     assert [(f0, f1) for *_, f0, f1 in chunk_list(chunks, 5)] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10),
                                                                    (10, 12), (12, 13)]  # ceil(13/5)=3 -> 2
     assert [(f0, f1) for *_, f0, f1 in chunk_list(chunks, 4, start=4)] == [(4, 8), (8, 12), (12, 13)]
-    assert [(f0, f1) for *_, f0, f1 in chunk_list(dit.FrameChunks(grid, 3), 2)] == [(0, 3), (3, 10), (10, 13)]
-    monkeypatch.setattr(dit, "MIN_CHUNK_TOKENS", 30)  # at least 5 frames
-    assert [(f0, f1) for *_, f0, f1 in chunk_list(dit.FrameChunks(grid), 12)] == [(0, 5), (5, 10), (10, 13)]
+    assert [(f0, f1) for *_, f0, f1 in chunk_list(frame_chunks.FrameChunks(grid, 3), 2)] == [(0, 3), (3, 10), (10, 13)]
+    monkeypatch.setattr(frame_chunks, "MIN_CHUNK_TOKENS", 30)  # at least 5 frames
+    assert [(f0, f1) for *_, f0, f1 in chunk_list(frame_chunks.FrameChunks(grid), 12)] == [(0, 5), (5, 10), (10, 13)]
 
 
 def test_rope_tables_of_any_frames_follow_the_3d_layout():
     """cos/sin of token (t, h, w), channel c: the t, h or w position times 1/10000^(2i/dim) of its axis
     (t: 44 channels, h: 42, w: 42), each frequency on an interleaved pair (longcat-video.md §2.5)."""
     grid = (5, 3, 4)
-    rope = dit.Rope3D(grid, "cpu")
+    rope = Rope3D(grid, "cpu")
     cos, sin = rope.tables(slice(2, 4))
     expected = torch.empty(2 * 3 * 4, 128, dtype=torch.float64)
     for n, (t, h, w) in enumerate((t, h, w) for t in range(2, 4) for h in range(3) for w in range(4)):
@@ -121,7 +124,7 @@ def test_cached_condition_in_chunks_equals_the_whole_clip(sparsity, weights, gol
         expected = model(x, t, text, mask, num_cond_latents=4)
     one_frame_chunks(monkeypatch)
     model.set_self_attention(backend())
-    cache = dit.ConditionCache()
+    cache = ConditionCache()
     recorded = []
     monkeypatch.setattr(model, "condition_kv", lambda *args, kv=model.condition_kv: recorded.append(1) or kv(*args))
     with torch.no_grad():
@@ -181,7 +184,7 @@ def test_block_updates_the_residual_stream_in_place(weights):  # noqa: F811
     y = torch.randn(1, 512, 256)
     t_emb = torch.randn(1, 3, 64)
     with torch.no_grad():
-        out = block(x, y, t_emb, dit.Rope3D(grid, "cpu"), grid, 0)
+        out = block(x, y, t_emb, Rope3D(grid, "cpu"), grid, 0)
     assert out is x and not torch.equal(x, before)
 
 
@@ -191,12 +194,12 @@ def test_norm_rope_keeps_the_reference_roundings():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 2, 12, 128, generator=g).to(torch.bfloat16)
     weight = (1 + 0.1 * torch.randn(128, generator=g)).to(torch.bfloat16)
-    cos, sin = dit.Rope3D((3, 2, 2), "cpu").tables(slice(0, 3))
+    cos, sin = Rope3D((3, 2, 2), "cpu").tables(slice(0, 3))
     xf = x.float()
     normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6)).type_as(x) * weight
     a, b = normed.float().unflatten(-1, (-1, 2)).unbind(-1)
     expected = (normed.float() * cos + torch.stack((-b, a), dim=-1).flatten(-2) * sin).type_as(x)
-    assert torch.equal(dit.norm_rope(x, weight, cos, sin, 1e-6), expected)
+    assert torch.equal(norm_rope(x, weight, cos, sin, 1e-6), expected)
 
 
 def test_gated_add_is_one_rounding_in_place():
@@ -206,7 +209,7 @@ def test_gated_add_is_one_rounding_in_place():
     out = torch.randn(1, 6, 8, generator=g).to(torch.bfloat16)
     expected = (x.float().view(1, 2, 3, 8) + gate * out.float().view(1, 2, 3, 8)).view(1, 6, 8).to(torch.bfloat16)
     storage = x.data_ptr()
-    dit.gated_add_(x, gate, out)
+    gated_add_(x, gate, out)
     assert torch.equal(x, expected) and x.data_ptr() == storage
 
 

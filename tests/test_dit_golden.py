@@ -9,7 +9,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from longcat_pack.nodes.core.dit import ConditionCache, LongCatDiT, dit_config_from_state_dict
+from longcat_pack.nodes.core.condition_attention import ConditionCache
+from longcat_pack.nodes.core.dit import LongCatDiT
+from longcat_pack.nodes.core.dit_config import dit_config_from_state_dict
 
 CASES = ["a_base", "b_per_frame_t", "c_distill", "d_refine", "e_distill_m060", "f_batch2", "g_padding_garbage",
          "h_distill_plus_refine"]

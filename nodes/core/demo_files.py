@@ -5,7 +5,7 @@ from safetensors.torch import save_file
 
 from .avatar.audio_tokens import VAE_SCALE, WINDOW
 from .avatar.avatar_dit import dit_class, is_avatar
-from .lora_files import official_stem
+from .lora_keys import official_stem
 
 NOISE_LABEL = {"longcat_demo": "random noise for demos and tests, not a trained model"}
 

@@ -7,8 +7,8 @@ LoRA) see its input and output. Module and parameter names are those of the refe
 buffers (RoPE tables are computed per call).
 
 Precision follows the reference: the timestep embedder, the adaLN linears, the final layer, every norm, RoPE, the
-modulation and the gated residual adds run in fp32; the residual stream and the attention / FFN linears run in
-the model dtype.
+modulation and the gated residual adds run in fp32 (dit_ops); the residual stream and the attention / FFN linears
+run in the model dtype.
 
 Memory: a step holds the residual stream x and, during self-attention, one block's q, k and v (the floor is
 x + k + v; q is kept in chunks, each freed once it has attended). Everything else runs over chunks of whole latent
@@ -16,227 +16,23 @@ frames (`FrameChunks`) and is freed chunk by chunk: the modulation and norm isla
 projections, attention (q-chunked), cross-attention, the FFN and the final layer. Residual adds are in place and no
 fp32 copy of the whole residual stream is ever made. bench/bench_activation_memory.py measures the peak.
 
-Condition cache (the reference's KV cache, video continuation): the clean conditioning frames never see the noisy
-ones, so their keys and values are the same at every step of a sampling run. `condition_kv` computes them once and
-later steps run only the noisy frames, attending to the cached keys; `ConditionCache` holds them for one run.
+The clean conditioning frames' keys and values can be computed once per sampling run (`condition_kv`, kept in a
+condition_attention.ConditionCache).
 """
 import functools
-import logging
 import math
-import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .condition_offload import OffloadedKV
+from .condition_attention import ConditionLayout
+from .dit_ops import HEAD_DIM, NORM_EPS, RMSNorm, Rope3D, gated_add_, modulate, norm_rope, run_fp32, sdpa, silu_mul, \
+    timestep_embedding
+from .frame_chunks import ATTENTION_PARTS, TOKEN_PARTS, FrameChunks
 
-log = logging.getLogger(__name__)
-
-HEAD_DIM = 128
-NORM_EPS = 1e-6
-ROPE_BASE = 10000.0
 COMPUTE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def fused_on_cuda(fn):
-    """The fp32 elementwise islands are memory bound: eagerly each is 5-10 passes over a [tokens, 4096] tensor.
-    On CUDA they run as one torch.compile'd kernel each (set LONGCAT_COMPILE=0 to turn that off); elsewhere, or if
-    compiling fails, eagerly with the same math. Inside a model that torch.compile traces (TorchCompileModel), the
-    plain math is traced with the rest."""
-    compiled = None
-
-    @functools.wraps(fn)
-    def wrapper(*args):
-        nonlocal compiled
-        if torch.compiler.is_compiling():
-            return fn(*args)
-        if args[0].is_cuda and os.environ.get("LONGCAT_COMPILE", "1") != "0" and compiled is not False:
-            try:
-                if compiled is None:
-                    compiled = torch.compile(fn, dynamic=None)
-                return compiled(*args)
-            except Exception as e:  # no Triton, an unsupported GPU, a compiler error: the eager math is the same
-                log.warning("LongCat: torch.compile of %s failed (%s); running it eagerly", fn.__name__, e)
-                compiled = False
-        return fn(*args)
-
-    return wrapper
-
-
-def run_fp32(module, x):
-    """Call `module` with fp32 math, as the reference does inside `autocast(dtype=float32)`.
-
-    Weights stay in their storage dtype. fp32 weights, and ComfyUI layers that cast their weight to the input
-    (`comfy_cast_weights`), just take an fp32 input. Other low-precision weights get the reference's mechanism,
-    CUDA autocast to fp32; CPU autocast has no fp32 mode, so there the layer runs in its weights' dtype.
-    """
-    x = x.float()
-    layers = [m for m in module.modules() if getattr(m, "weight", None) is not None]
-    if all(m.weight.dtype == torch.float32 or getattr(m, "comfy_cast_weights", False) for m in layers):
-        return module(x)
-    if x.device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.float32):
-            return module(x)
-    return module(x.to(layers[0].weight.dtype)).float()
-
-
-class RMSNorm(nn.Module):
-    """Per-head RMSNorm of q and k: normalised in fp32, cast back, then scaled by the weight (reference order)."""
-
-    def __init__(self, dim, eps=NORM_EPS, dtype=None, device=None):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim, dtype=dtype, device=device))
-
-    def forward(self, x):
-        return rms_norm(x, self.cast_weight(x), self.eps)
-
-    def cast_weight(self, x):
-        return self.weight.to(device=x.device, dtype=x.dtype)
-
-
-@fused_on_cuda
-def rms_norm(x, weight, eps):
-    xf = x.float()
-    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x) * weight
-
-
-@fused_on_cuda
-def norm_rope(x, weight, cos, sin, eps):
-    """Per-head RMSNorm, then RoPE: interleaved pairs (a, b) -> (a cos - b sin, b cos + a sin).
-
-    The reference's roundings: normalised in fp32 and cast back, scaled by the weight in x's dtype, rotated in fp32
-    and cast back. x: [B, heads, n, 128]; weight [128] in x's dtype; cos, sin: [n, 128] fp32. Run eagerly it holds
-    one fp32 working copy of x and one rotated copy (in-place steps, same results).
-    """
-    xf = x.to(torch.float32, copy=True)
-    xf.mul_(torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps))
-    xf.copy_(xf.type_as(x) * weight)
-    rotated = torch.empty_like(xf)
-    rotated[..., 0::2] = xf[..., 1::2]
-    rotated[..., 0::2].neg_()
-    rotated[..., 1::2] = xf[..., 0::2]
-    xf.mul_(cos).add_(rotated.mul_(sin))
-    del rotated
-    return xf.type_as(x)
-
-
-@fused_on_cuda
-def modulate(x, shift, scale):
-    """adaLN modulation per latent frame, in fp32: LN(x) * (1 + scale) + shift.
-
-    x: [B, N, C] in the model dtype; shift, scale: [B, T, 1, C] fp32. Returns [B, N, C] in x's dtype.
-    """
-    B, N, C = x.shape
-    T = shift.shape[1]
-    h = F.layer_norm(x.view(B, T, N // T, C).float(), (C,), eps=NORM_EPS)
-    return h.mul_(1 + scale).add_(shift).view(B, N, C).to(x.dtype)
-
-
-@fused_on_cuda
-def gated_add_(x, gate, out):
-    """Residual add x += gate * out per latent frame, in place: fp32 math, one rounding to the residual dtype."""
-    B, N, C = x.shape
-    T = gate.shape[1]
-    xv = x.view(B, T, N // T, C)
-    xv.copy_((gate * out.view(B, T, N // T, C)).add_(xv))
-
-
-def timestep_embedding(t, dim, max_period=10000):
-    """Sinusoidal embedding of 0..1000-scale timesteps, [cos | sin] order (not [sin | cos]).
-
-    The frequencies are computed on the CPU, as in the reference: CUDA's exp differs from the CPU's in the last
-    bit for a third of them, and at t ~ 1000 that shifts the phases enough to change bf16 outputs visibly.
-    """
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half).to(t.device)
-    args = t[:, None].float() * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-class Rope3D:
-    """The 3D RoPE over a (T, H', W') token grid, T-major token order, as cos/sin tables of whole latent frames.
-
-    The head dim splits into t:44 | h:42 | w:42 channels; each axis has freqs 1/base^(2i/dim_axis) at integer
-    positions, and each frequency covers an interleaved channel pair (2i, 2i+1). Every channel depends on one axis
-    only, so the tables are kept per axis and `tables(frames)` assembles the [n, 128] fp32 cos and sin of a slice
-    of frames on demand (no table spans all tokens). The frequencies are computed on the CPU as in the reference
-    (CUDA's pow differs in the last bit for some); angles and cos/sin on `device`.
-    """
-
-    def __init__(self, grid, device, time_positions=None):
-        """time_positions: the time index of each latent frame (a list of T numbers); None: 0, 1, ..., T-1."""
-        dims = (HEAD_DIM - 4 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6), 2 * (HEAD_DIM // 6))
-        self.grid = tuple(grid)
-        self.axes = []  # per axis: (cos, sin) [positions, channels of the axis]
-        positions = [time_positions if time_positions is not None else range(grid[0]), range(grid[1]),
-                     range(grid[2])]
-        for axis, dim in zip(positions, dims):
-            freqs = (1.0 / (ROPE_BASE ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))).to(device)
-            angles = (torch.tensor(list(axis), device=device, dtype=torch.float32)[:, None] * freqs[None])
-            angles = angles.repeat_interleave(2, dim=-1)
-            self.axes.append((angles.cos(), angles.sin()))
-
-    def tables(self, frames):
-        """cos, sin [tokens of frames, 128] for a slice of latent frames."""
-        _, H, W = self.grid
-        (cos_t, sin_t), (cos_h, sin_h), (cos_w, sin_w) = self.axes
-        n = frames.stop - frames.start
-
-        def assemble(t, h, w):
-            return torch.cat([t[frames, None, None].expand(n, H, W, -1), h[None, :, None].expand(n, H, W, -1),
-                              w[None, None].expand(n, H, W, -1)], dim=-1).reshape(-1, HEAD_DIM)
-
-        return assemble(cos_t, cos_h, cos_w), assemble(sin_t, sin_h, sin_w)
-
-
-def sdpa(q, k, v, heads, transformer_options=None):
-    """The default attention kernel: exact softmax(q k^T / sqrt(128)) v, PyTorch's SDPA.
-
-    Every attention of the model (self-attention where no backend replaces it, cross-attention) calls the kernel
-    the model holds (`LongCatDiT.attention`) as `attention(q, k, v, heads, transformer_options=...)`: q, k, v
-    [B, heads, n, 128] -> [B, heads, n, 128]; `transformer_options` is the caller's dict, passed through untouched
-    (ComfyUI's kernels read their overrides from it), unused here.
-    """
-    return F.scaled_dot_product_attention(q, k, v)
-
-
-ATTENTION_PARTS = 12  # while one block's q, k and v are alive, chunks of about 1/12 of the frames
-TOKEN_PARTS = 3  # elsewhere (cross-attention, FFN, final layer) only x is alive: larger chunks, fewer calls
-MIN_CHUNK_TOKENS = 2048  # GEMMs stay large; small latents run in one piece
-
-
-class FrameChunks:
-    """(token slice, frame slice) pairs that cut the tokens of a (T, H', W') grid into chunks of whole latent frames.
-
-    Per-token work runs chunk by chunk so that its intermediates never span all tokens. A chunk covers about
-    1/parts of the frames (at least MIN_CHUNK_TOKENS tokens, rounded down to a multiple of `multiple` frames);
-    conditioning frames and noisy frames never share a chunk, nor do frames on either side of a frame index in `cuts`
-    (an attention layout's boundaries). Frame slices count from the clip's first frame, token slices from frame
-    `origin` (the first frame the residual stream holds: 0, or after a cached condition).
-    """
-
-    def __init__(self, grid, num_cond_frames=0, multiple=1, origin=0, cuts=()):
-        self.frames, self.frame_tokens = grid[0], grid[1] * grid[2]
-        self.num_cond_frames, self.multiple, self.origin = num_cond_frames, multiple, origin
-        bounds = sorted({0, self.frames, num_cond_frames, *(c for c in cuts if 0 < c < self.frames)})
-        self.segments = list(zip(bounds[:-1], bounds[1:]))
-
-    def __call__(self, parts, start=0, stop=None):
-        """Chunks of the frames [start, stop) (stop: the clip's end when None), as a list (not a generator, which
-        torch.compile cannot resume across a graph break)."""
-        stop = self.frames if stop is None else stop
-        step = max(-(-self.frames // parts), -(-MIN_CHUNK_TOKENS // self.frame_tokens))
-        step = max(self.multiple, step // self.multiple * self.multiple)
-        chunks = []
-        for first, end in self.segments:
-            for f in range(max(first, start), min(end, stop), step):
-                frames = slice(f, min(f + step, end, stop))
-                chunks.append((slice((f - self.origin) * self.frame_tokens,
-                                     (frames.stop - self.origin) * self.frame_tokens), frames))
-        return chunks
 
 
 class PatchEmbed3D(nn.Module):
@@ -404,11 +200,6 @@ class FeedForwardSwiGLU(nn.Module):
         return self.w2(silu_mul(self.w1(x), self.w3(x)))
 
 
-@fused_on_cuda
-def silu_mul(a, b):
-    """SiLU(a) * b, written into a (the FFN's own intermediate)."""
-    return F.silu(a, inplace=True).mul_(b)
-
 
 class LongCatBlock(nn.Module):
     """x += gate_msa * SelfAttn(mod(x)); x += CrossAttn(LN_affine(x), y); x += gate_mlp * FFN(mod(x)).
@@ -489,24 +280,6 @@ class LongCatBlock(nn.Module):
     def feed_forward(self, x, shift, scale, gate, chunks):
         for rows, frames in chunks:
             gated_add_(x[:, rows], gate[:, frames], self.ffn(modulate(x[:, rows], shift[:, frames], scale[:, frames])))
-
-
-class ConditionLayout:
-    """Which keys each latent frame's queries attend to in self-attention: the leading condition frames only among
-    themselves, the noisy frames to every frame. A subclass changes the key ranges (`key_frames`), the RoPE time
-    positions (`time_positions`) and the frames a chunk of queries may not straddle (`cuts`)."""
-    cuts = ()
-
-    def __init__(self, num_cond_frames):
-        self.num_cond_frames = num_cond_frames
-
-    def time_positions(self, frames):
-        """The RoPE time index of each of `frames` latent frames; None: 0, 1, ..., frames - 1."""
-        return None
-
-    def key_frames(self, frame):
-        """(first, stop) latent frames of the keys the queries of frame `frame` attend to; stop None: all."""
-        return (0, self.num_cond_frames) if frame < self.num_cond_frames else (0, None)
 
 
 class FinalLayer(nn.Module):
@@ -645,89 +418,3 @@ class LongCatDiT(nn.Module):
         for block in self.blocks:
             h = block(h, None, t_emb, rope, grid, h.shape[1], record_kv=kv, attention=attention, layout=layout)
         return kv
-
-
-class ConditionCache:
-    """The conditioning frames' keys and values for one sampling run (they never change while it samples: clean,
-    timestep 0, attending only to themselves). Holds one condition; a different one replaces it.
-
-    offload: keep them in CPU memory and hand them to the compute device block by block as the blocks run (the
-    reference's `offload_kv_cache`; see condition_offload.OffloadedKV), page-locked by `pin(tensor) -> bool` and
-    released by `unpin(tensor)` when given (ComfyUI's pin_memory / unpin_memory). `release()` frees them now."""
-
-    def __init__(self, offload=False, pin=None, unpin=None):
-        self.offload, self.pin, self.unpin = offload, pin, unpin
-        self.condition = None
-        self.kv = None
-
-    def new_store(self):
-        """What a computation appends each block's (k, v) to: a list on the compute device, or an OffloadedKV."""
-        return OffloadedKV(self.pin, self.unpin) if self.offload else []
-
-    def get(self, condition, compute):
-        held = self.condition
-        if held is None or held.shape != condition.shape or held.dtype != condition.dtype or \
-                held.device != condition.device or not torch.equal(held, condition):
-            self.release()  # free the old one before computing the new one
-            self.kv = compute()
-            self.condition = condition.clone()
-        return self.kv
-
-    def release(self):
-        if isinstance(self.kv, OffloadedKV):
-            self.kv.release()
-        self.kv = self.condition = None
-
-
-def dit_config_from_state_dict(shapes):
-    """LongCatDiT constructor arguments read off tensor shapes ({key: shape}); ValueError if not a LongCat DiT."""
-    required = ["x_embedder.proj.weight", "t_embedder.mlp.0.weight", "y_embedder.y_proj.0.weight",
-                "blocks.0.attn.qkv.weight", "blocks.0.attn.q_norm.weight", "blocks.0.ffn.w1.weight",
-                "blocks.0.pre_crs_attn_norm.weight", "final_layer.linear.weight"]
-    block_ids = {int(k.split(".")[1]) for k in shapes if k.startswith("blocks.") and k.split(".")[1].isdigit()}
-    if block_ids and block_ids != set(range(max(block_ids) + 1)):
-        absent = sorted(set(range(max(block_ids) + 1)) - block_ids)
-        raise ValueError(f"blocks {block_ranges(absent)} missing: block indices must run 0..n-1 without a gap "
-                         f"(the file holds blocks {block_ranges(sorted(block_ids))})")
-    missing = [k for k in required if k not in shapes]
-    if len(missing) == len(required):
-        found = ", ".join(list(shapes)[:3]) or "no keys at all"
-        raise ValueError(f"not a LongCat-Video DiT state dict: none of its keys are present (found {found})")
-    if missing:
-        raise ValueError(f"not a LongCat-Video DiT state dict: missing {', '.join(missing)}")
-    proj = tuple(shapes["x_embedder.proj.weight"])
-    if len(proj) != 5:
-        raise ValueError(f"not a LongCat-Video DiT state dict: x_embedder.proj.weight has shape {proj}, "
-                         "expected a Conv3d weight [hidden, in, pt, ph, pw]")
-    head_dim = tuple(shapes["blocks.0.attn.q_norm.weight"])
-    if head_dim != (HEAD_DIM,):
-        raise ValueError(f"not a LongCat-Video DiT state dict: attention head dim {head_dim}, expected {HEAD_DIM}")
-    hidden_size, in_channels, patch_size = proj[0], proj[1], proj[2:]
-    if hidden_size % HEAD_DIM:
-        raise ValueError(f"not a LongCat-Video DiT state dict: hidden size {hidden_size} is not a multiple "
-                         f"of the head dim {HEAD_DIM}")
-    depth = len(block_ids)
-    t_embed, frequency_embedding_size = shapes["t_embedder.mlp.0.weight"]
-    return dict(
-        hidden_size=hidden_size,
-        depth=depth,
-        num_heads=hidden_size // HEAD_DIM,
-        caption_channels=shapes["y_embedder.y_proj.0.weight"][1],
-        adaln_tembed_dim=t_embed,
-        ffn_hidden=shapes["blocks.0.ffn.w1.weight"][0],
-        in_channels=in_channels,
-        out_channels=shapes["final_layer.linear.weight"][0] // math.prod(patch_size),
-        patch_size=tuple(patch_size),
-        frequency_embedding_size=frequency_embedding_size,
-    )
-
-
-def block_ranges(indices):
-    """Sorted block indices as short ranges: [0, 1, 2, 5] -> "0..2, 5"."""
-    runs = []
-    for i in indices:
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)

@@ -7,208 +7,27 @@ kohya (`lora_down`/`lora_up`/`alpha`), PEFT / diffusers / DiffSynth (`lora_A`/`l
 deltas (`.diff`, applied like ComfyUI does: strength x delta), and files that split fused targets (q/k/v onto
 `attn.qkv`, k/v onto `cross_attn.kv_linear`). Module names may be native, WanVideoWrapper's or FastVideo's
 (layouts/lora_layouts). Keys of other components (a text encoder) are skipped and listed; any other key that
-matches no target of the DiT is an error, so a file is never applied in part. A description lists, per native
-module name, factors (row slice, down, up, alpha/rank). The headers are parsed first (`plan_lora`), so
-`inspect_lora` answers without reading the big matrices.
+matches no target of the DiT is an error, so a file is never applied in part. The headers are parsed first
+(`plan_lora`), so `inspect_lora` answers without reading the big matrices.
 """
 import json
 import math
 import os
-import re
-from collections import Counter
-from dataclasses import dataclass, field
 
 import torch
 
 from .confined_paths import resolve_inside
 from .cooperative import pause
-from .layouts.lora_layouts import common_layout, layouts_naming, other_component, strip_prefix
-from .layouts.module_names import BLOCK_LINEARS, GLOBAL_LINEARS
+from .layouts.lora_layouts import common_layout, other_component
+from .lora_description import LoraDescription, LoraFactor, check_against_model, common_ratio
+from .lora_keys import group_keys, key_of_module, readable_key, split_target
 from .safetensors_file import ModelFileError, load_tensors, read_safetensors_header, PICKLE_SUFFIXES
 
-OFFICIAL_PREFIX = "lora___lorahyphen___"
-OFFICIAL_DOT = "___lorahyphen___"
 # Bounds on the work one LoRA file can cause: the official files hold 1,152 and 1,543 tensors (about 300 KB of header),
 # a LoRA on every linear of all 48 blocks with split q/k/v about 1,750. Parsing JSON holds Python's interpreter lock,
 # so the header size bounds how long any other thread (the server's event loop) can wait on it.
 MAX_LORA_TENSORS = 10_000
 MAX_LORA_HEADER_BYTES = 4 * 1024 * 1024
-
-# Split LoRAs onto fused weights: alias -> (fused module, slice index, number of slices).
-SPLIT_ALIASES = {
-    "attn.q": ("attn.qkv", 0, 3), "attn.k": ("attn.qkv", 1, 3), "attn.v": ("attn.qkv", 2, 3),
-    "attn.to_q": ("attn.qkv", 0, 3), "attn.to_k": ("attn.qkv", 1, 3), "attn.to_v": ("attn.qkv", 2, 3),
-    "attn.q_proj": ("attn.qkv", 0, 3), "attn.k_proj": ("attn.qkv", 1, 3), "attn.v_proj": ("attn.qkv", 2, 3),
-    "cross_attn.k_linear": ("cross_attn.kv_linear", 0, 2), "cross_attn.v_linear": ("cross_attn.kv_linear", 1, 2),
-    "cross_attn.k": ("cross_attn.kv_linear", 0, 2), "cross_attn.v": ("cross_attn.kv_linear", 1, 2),
-}
-KEY_ROLES = (
-    (re.compile(r"^(?P<mod>.+)\.lora_down\.weight$"), "down"),
-    (re.compile(r"^(?P<mod>.+)\.lora_up\.weight$"), "up"),
-    (re.compile(r"^(?P<mod>.+)\.lora_up\.blocks\.(?P<j>\d+)\.weight$"), "up_block"),
-    (re.compile(r"^(?P<mod>.+)\.lora_A(?:\.default)?\.weight$"), "down"),
-    (re.compile(r"^(?P<mod>.+)\.lora_B(?:\.default)?\.weight$"), "up"),
-    (re.compile(r"^(?P<mod>.+)\.lora_A$"), "down"),  # FastVideo's converter writes no `.weight`
-    (re.compile(r"^(?P<mod>.+)\.lora_B$"), "up"),
-    (re.compile(r"^(?P<mod>.+)\.alpha_scale$"), "alpha_scale"),
-    (re.compile(r"^(?P<mod>.+)\.(?:lora_)?alpha$"), "alpha"),
-    (re.compile(r"^(?P<mod>.+)\.diff$"), "diff"),
-    (re.compile(r"^(?P<mod>.+)\.diff_b$"), "diff_b"),
-)
-_BLOCK_RE = re.compile(r"^blocks[._](\d+)[._](.+)$")
-
-
-@dataclass(frozen=True)
-class LoraFactor:
-    """One low-rank term: weight rows [rows[0], rows[1]) (None = all rows) get alpha_over_rank * up @ down."""
-    rows: tuple | None
-    down: torch.Tensor  # [r, in]
-    up: torch.Tensor  # [rows, r]
-    alpha_over_rank: float
-    slices: int = 1  # how many equal row slices the fused target weight has (qkv: 3)
-
-
-@dataclass
-class LoraDescription:
-    """A LoRA file normalised: native module name -> factors, plus what a user needs to know about the file."""
-    path: str
-    format: str
-    targets: dict  # module name -> list[LoraFactor]; empty in an inspection-only plan
-    module_ratios: dict  # module name -> alpha/rank
-    ranks: list
-    default_strength: float  # the common alpha/rank
-    exceptions: dict  # modules whose alpha/rank differs from the common one
-    layout: str = "native"  # whose module names the file uses (layouts.module_names: native, wanvideo, fastvideo)
-    skipped_keys: dict = field(default_factory=dict)  # other component (text encoder, ...) -> its keys, not applied
-    dtype: str = ""
-    size_bytes: int = 0
-    mtime: float = 0.0
-    factor_count: int = 0
-
-    @property
-    def name(self):
-        return os.path.basename(self.path)
-
-    def scale_for(self, factor, strength):
-        """The strength rule, the one place it is written (the patcher calls it for every factor it applies):
-        scale_m = strength * (alpha_m / rank_m) / common, so the slider is the real scale of common modules."""
-        return strength * factor.alpha_over_rank / self.default_strength
-
-
-@dataclass
-class _Group:
-    """The keys of one module of the file, before tensors are read."""
-    raw: str
-    down: str = None
-    up: str = None
-    up_blocks: dict = field(default_factory=dict)
-    alpha_scale: str = None
-    alpha: str = None
-    diff: str = None  # a dense delta instead of up @ down
-    diff_b: str = None
-
-
-def official_stem(module):
-    """The key stem the official LongCat files use for a native module name (native_module_name reverses it)."""
-    return OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
-
-
-def readable_key(key):
-    """An official key as the module path it encodes, the raw key in parentheses
-    (`blocks.7.attn.qkv.lora_down.weight (lora___lorahyphen___blocks...)`); other keys as they are."""
-    if not key.startswith(OFFICIAL_PREFIX):
-        return key
-    return f"{key[len(OFFICIAL_PREFIX):].replace(OFFICIAL_DOT, '.')} ({key})"
-
-
-def _key_of_module(module, key):
-    """A key in a message that already names its module: the official key's part after the module, raw key in
-    parentheses (`lora_up.weight (lora___lorahyphen___...)`); other keys as they are."""
-    readable = readable_key(key)
-    if readable != key and readable.startswith(module + "."):
-        return readable[len(module) + 1:]
-    return readable
-
-
-def native_module_name(raw):
-    """Map a module path of any supported key style and layout to a native LongCat module name, or None."""
-    return resolve_module(raw)[0]
-
-
-def resolve_module(raw):
-    """(native linear module name or split alias, {layouts that name it}) for a module path; (None, set())."""
-    if raw.startswith(OFFICIAL_PREFIX):
-        name = raw[len(OFFICIAL_PREFIX):].replace(OFFICIAL_DOT, ".")
-    else:
-        name = strip_prefix(raw)[0]
-    m = _BLOCK_RE.match(name)
-    if m:
-        suffix = _undotted(m.group(2), BLOCK_LINEARS + tuple(SPLIT_ALIASES))
-        native = f"blocks.{m.group(1)}.{suffix}" if suffix else None
-    else:
-        native = _undotted(name, GLOBAL_LINEARS)
-    elsewhere = layouts_naming(name, undotted=True)
-    if native is not None:
-        return native, {"native", *(layout for layout, n in elsewhere.items() if n == native)}
-    if elsewhere:
-        return next(iter(elsewhere.values())), set(elsewhere)
-    return None, set()
-
-
-def _undotted(name, known):
-    for candidate in known:
-        if name == candidate or name == candidate.replace(".", "_"):
-            return candidate
-    return None
-
-
-def split_target(module):
-    """`blocks.3.attn.k` -> ("blocks.3.attn.qkv", 1, 3); plain targets -> (module, None, 1)."""
-    m = _BLOCK_RE.match(module)
-    if m and m.group(2) in SPLIT_ALIASES:
-        fused, index, count = SPLIT_ALIASES[m.group(2)]
-        return f"blocks.{m.group(1)}.{fused}", index, count
-    return module, None, 1
-
-
-def _group_keys(names):
-    groups, unmatched, styles, layouts = {}, [], Counter(), {}
-    for key in names:
-        pause()
-        for pattern, role in KEY_ROLES:
-            m = pattern.match(key)
-            if m:
-                break
-        else:
-            unmatched.append(key)
-            continue
-        raw = m.group("mod")
-        module, named_in = resolve_module(raw)
-        if module is None:
-            unmatched.append(key)
-            continue
-        layouts[module] = named_in
-        g = groups.setdefault(module, _Group(raw))
-        if g.raw != raw:  # two spellings of one module in one file
-            raise ValueError(f"module {module} appears under two key prefixes ({g.raw}, {raw})")
-        if role == "up_block":
-            g.up_blocks[int(m.group("j"))] = key
-        else:
-            setattr(g, role, key)
-        styles[_key_style(key)] += 1
-    return groups, unmatched, styles, layouts
-
-
-def _key_style(key):
-    if key.startswith(OFFICIAL_PREFIX):
-        return "longcat"
-    if key.endswith((".lora_A", ".lora_B", ".lora_alpha")):
-        return "fastvideo"
-    if ".lora_A" in key or ".lora_B" in key:
-        return "peft"
-    if key.endswith((".diff", ".diff_b")):
-        return "diff"
-    return "kohya"
 
 
 def _read_adapter_config(path):
@@ -268,7 +87,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
     if not shapes:
         raise ModelFileError(path, "the file holds no tensors")
     try:
-        groups, unmatched, styles, layouts = _group_keys(shapes)
+        groups, unmatched, styles, layouts = group_keys(shapes)
     except ValueError as e:
         raise ModelFileError(path, str(e)) from None
     if not groups:
@@ -301,7 +120,7 @@ def plan_lora(path, model_shapes=None, with_tensors=False):
         if model_shapes is not None:
             check_against_model(path, targets, model_shapes)
 
-    common = _common_ratio(path, ratios)
+    common = common_ratio(path, ratios)
     return LoraDescription(
         path=path, format=_format_name(styles, groups), targets=targets, module_ratios=ratios,
         ranks=sorted(ranks), default_strength=common,
@@ -388,7 +207,7 @@ def _check_group(path, module, g, shapes):
             raise ModelFileError(path, f"module {module}: rank mismatch, down has rank {rank} but up is {list(u)}")
     for key in (g.alpha_scale, g.alpha):
         if key and math.prod(shapes[key]) != 1:
-            raise ModelFileError(path, f"module {module}: {_key_of_module(module, key)} must hold one value, it holds "
+            raise ModelFileError(path, f"module {module}: {key_of_module(module, key)} must hold one value, it holds "
                                        f"{math.prod(shapes[key])} (shape {list(shapes[key])})")
 
 
@@ -408,13 +227,6 @@ def _alpha_over_rank(path, module, g, rank, tensors, adapter_config):
     return value
 
 
-def _common_ratio(path, ratios):
-    """The most frequent alpha/rank (ties: the larger count of modules, then the smaller value) is the default."""
-    counts = Counter(ratios.values())
-    common = max(counts, key=lambda r: (counts[r], -abs(r)))
-    if common == 0:
-        raise ModelFileError(path, "alpha is zero for most modules: the LoRA would do nothing")
-    return common
 
 
 def _factors(path, module, g, tensors, ratio):
@@ -425,9 +237,9 @@ def _factors(path, module, g, tensors, ratio):
     for key in (g.down, *up_keys):
         t = tensors[key]
         if not t.is_floating_point():
-            raise ModelFileError(path, f"module {module}: {_key_of_module(module, key)} is not a float tensor")
+            raise ModelFileError(path, f"module {module}: {key_of_module(module, key)} is not a float tensor")
         if not torch.isfinite(t).all():
-            raise ModelFileError(path, f"module {module}: {_key_of_module(module, key)} contains NaN or Inf values")
+            raise ModelFileError(path, f"module {module}: {key_of_module(module, key)} contains NaN or Inf values")
     rank = down.shape[0] // len(up_keys)
     fused, index, count = split_target(module)
     factors = []
@@ -455,28 +267,3 @@ def _dense_factor(path, module, delta, ratio):
     rows = None if index is None else (index * out_rows, (index + 1) * out_rows)
     return LoraFactor(rows, down, up, ratio, count if index is not None else 1)
 
-
-def check_against_model(path, targets, model_shapes):
-    """The one check of a LoRA against a model ({weight key: [out, in]}, as LongCatModelPatcher.lora_shapes()
-    gives it): every target must be a linear of the model, and every factor ({module: factors}) must fit it: same
-    input width, rows inside the output. A file is applied whole or not at all."""
-    absent = sorted(m for m in targets if m + ".weight" not in model_shapes)
-    if absent and len(absent) == len(targets):
-        raise ModelFileError(path, f"none of its {len(absent)} target modules exist in this model "
-                                   f"(e.g. {absent[0]}): it is a LoRA for another model")
-    if absent:
-        raise ModelFileError(path, f"{len(absent)} of its {len(targets)} target modules are not in this model "
-                                   f"({', '.join(absent[:5])}): a LoRA for another model size? It is not applied "
-                                   "in part")
-    for module, factors in targets.items():
-        shape = model_shapes[module + ".weight"]
-        if len(shape) != 2:
-            raise ModelFileError(path, f"target {module} is not a linear layer (weight shape {list(shape)})")
-        out_features, in_features = shape
-        for f in factors:
-            if f.down.shape[1] != in_features:
-                raise ModelFileError(path, f"module {module}: LoRA input width {f.down.shape[1]} does not match the "
-                                           f"model's {in_features} (a LoRA for another model size?)")
-            if f.up.shape[0] * f.slices != out_features:
-                raise ModelFileError(path, f"module {module}: LoRA output rows {f.up.shape[0]} do not fit the "
-                                           f"model's {out_features} outputs")

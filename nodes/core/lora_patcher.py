@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from . import merge_kernel
-from .lora_files import check_against_model
+from .lora_description import check_against_model
 from .rounding import add_rounded_once
 from .safetensors_file import ModelFileError
 

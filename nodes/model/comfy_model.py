@@ -17,8 +17,10 @@ import comfy.utils
 from ..core.block_sparse_attention import BlockSparseAttention
 from ..core.checkpoint import CheckpointError, fill_parameters
 from ..core.conditioning import condition_frame_count, per_frame_timesteps
+from ..core.condition_attention import ConditionCache
 from ..core.condition_offload import ON_DEVICE_BLOCKS
-from ..core.dit import ATTENTION_PARTS, COMPUTE_DTYPES, ConditionCache, FrameChunks, LongCatDiT
+from ..core.dit import COMPUTE_DTYPES, LongCatDiT
+from ..core.frame_chunks import ATTENTION_PARTS, FrameChunks
 from ..core.layouts.quantized_model import fill_modules, split_fused_linears
 from .attention import comfy_kernel
 from .condition_offload import CONDITION_OFFLOAD, offload_condition

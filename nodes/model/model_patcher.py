@@ -100,7 +100,7 @@ class LongCatModelPatcher(comfy.model_patcher.ModelPatcher):
     # Our part
     def lora_shapes(self):
         """{weight key: [out, in]} of every linear a LoRA may target, the model side of the one shape check
-        (lora_files.check_against_model): quantized weights report their logical shape, split ones the whole."""
+        (lora_description.check_against_model): quantized weights report their logical shape, split ones the whole."""
         return weight_shapes(linear_weights(self.model.diffusion_model))
 
     def lora_state(self):

@@ -25,6 +25,7 @@ from .random_models import FULL_AVATAR_CONFIG, FULL_CONFIG, WHISPER_CHANNELS, WH
 register_pack()
 from longcat_pack.nodes.core.avatar.audio_tokens import VAE_SCALE, WINDOW  # noqa: E402
 from longcat_pack.nodes.core.avatar.avatar_dit import LongCatAvatarDiT  # noqa: E402
+from longcat_pack.nodes.core.condition_attention import ConditionCache  # noqa: E402
 from longcat_pack.nodes.core.demo_files import lora_target_shapes  # noqa: E402
 from longcat_pack.nodes.core.lora_patcher import PreparedTarget, RuntimeLora, prepare_stack  # noqa: E402
 
@@ -164,7 +165,7 @@ def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_laten
               offload=False, batch=1, avatar=False):
     """Peak live activation bytes of one step of `dit` (a dit.py module; `bsa` its block_sparse_attention) at full
     width, bf16, on a latent [batch, 16, *latent]; `lora`: a prepared stack (prepared_lora) applied at run time;
-    `cached`: the first step of a run with the condition cache (it fills the cache, which stays live);
+    `cached`: the first step of a run with today's condition cache (it fills the cache, which stays live);
     `offload`: that cache in CPU memory (counted where it is on `device_type`); `batch`: passes in one call, as
     ComfyUI batches a guider's conds when they fit. `avatar`: today's avatar DiT (FULL_AVATAR_CONFIG) with one
     speaker's audio windows (zeros: the shapes are what counts), and a continuation's reference latent."""
@@ -191,8 +192,7 @@ def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_laten
                                       dtype=torch.bfloat16)
                 t = torch.full((batch, ref + T), 500.0, device=device_type)
                 t[:, :ref + num_cond_latents] = 0
-                options = {"offload": True} if offload else {}  # older DiTs have no offload, nor a cache
-                cache = {"condition_cache": dit.ConditionCache(**options)} if cached else {}
+                cache = {"condition_cache": ConditionCache(offload)} if cached else {}  # older DiTs take none
                 if avatar:  # [batch, speakers, video frames, window, groups, channels]
                     audio = torch.zeros(batch, 1, 1 + VAE_SCALE * (T - 1), WINDOW, WHISPER_GROUPS, WHISPER_CHANNELS,
                                         device=device_type, dtype=torch.bfloat16)

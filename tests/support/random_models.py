@@ -6,7 +6,7 @@ from .pack import register_pack
 
 register_pack()
 from longcat_pack.nodes.core.avatar.audio_tokens import VAE_SCALE, WINDOW  # noqa: E402
-from longcat_pack.nodes.core.lora_files import LoraDescription, LoraFactor  # noqa: E402
+from longcat_pack.nodes.core.lora_description import LoraDescription, LoraFactor  # noqa: E402
 
 FULL_CONFIG = dict(hidden_size=4096, depth=48, num_heads=32, caption_channels=4096, adaln_tembed_dim=512,
                    ffn_hidden=11008)

@@ -12,8 +12,10 @@ import functools
 import torch
 import torch.nn as nn
 
-from ..dit import (HEAD_DIM, NORM_EPS, TOKEN_PARTS, CrossAttention, LongCatBlock, LongCatDiT, dit_config_from_state_dict,
-                   gated_add_, modulate, norm_rope, run_fp32, sdpa)
+from ..dit import CrossAttention, LongCatBlock, LongCatDiT
+from ..dit_config import dit_config_from_state_dict
+from ..dit_ops import HEAD_DIM, NORM_EPS, gated_add_, modulate, norm_rope, run_fp32, sdpa
+from ..frame_chunks import TOKEN_PARTS
 from .audio_tokens import AudioProjModel, latent_slices
 from .layout import ReferenceLayout
 from .speakers import SpeakerRouting, rope_1d_tables, token_masks
@@ -27,7 +29,7 @@ class AudioCrossAttention(CrossAttention):
 
     def forward(self, x, tokens, frames, q_positions=None, k_positions=None, attention=sdpa):
         """x [B, frames·S, C] (normed video tokens), tokens [B, frames, n, C_a] -> [B, frames·S, C]; `attention`: the
-        model's attention kernel (see dit.sdpa)."""
+        model's attention kernel (see dit_ops.sdpa)."""
         B, N, C = x.shape
         n = tokens.shape[2]
         k, v = self.kv_linear(tokens).view(B * frames, n, 2, self.num_heads, HEAD_DIM).unbind(2)

@@ -6,7 +6,7 @@ and the condition frames only to themselves. The noisy frames whose time index i
 `ref_img_index` do not attend to the reference latent (so the video does not snap back to it); the others attend
 to every frame. Without a reference latent it is the base layout.
 """
-from ..dit import ConditionLayout
+from ..condition_attention import ConditionLayout
 
 
 class ReferenceLayout(ConditionLayout):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..avatar.avatar_dit import avatar_config_from_state_dict, dit_class
-from ..dit import block_ranges
+from ..dit_config import block_ranges
 from .module_names import LAYOUTS, fused_of, is_linear, pieces_of
 from .quantization import LAYER_PARAMS, LISTED, MARKER, listed, logical_shape, quantized_layers
 
