@@ -51,7 +51,7 @@ class _Group:
 
 
 def official_stem(module):
-    """The key stem the official LongCat files use for a native module name (native_module_name reverses it)."""
+    """The key stem the official LongCat files use for a native module name (resolve_module reverses it)."""
     return OFFICIAL_PREFIX + module.replace(".", OFFICIAL_DOT)
 
 
@@ -70,11 +70,6 @@ def key_of_module(module, key):
     if readable != key and readable.startswith(module + "."):
         return readable[len(module) + 1:]
     return readable
-
-
-def native_module_name(raw):
-    """Map a module path of any supported key style and layout to a native LongCat module name, or None."""
-    return resolve_module(raw)[0]
 
 
 def resolve_module(raw):
