@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .pack import register_pack
-from .random_models import FULL_AVATAR_CONFIG, FULL_CONFIG, WHISPER_CHANNELS, WHISPER_GROUPS, random_description
+from .random_models import FULL_AVATAR_CONFIG, FULL_CONFIG, WHISPER_FEATURE, random_description
 
 register_pack()
 from longcat_pack.nodes.core.avatar.audio_tokens import VAE_SCALE, WINDOW  # noqa: E402
@@ -194,7 +194,7 @@ def step_peak(dit, bsa, depth, latent, device_type, sparse=False, num_cond_laten
                 t[:, :ref + num_cond_latents] = 0
                 cache = {"condition_cache": ConditionCache(offload)} if cached else {}  # older DiTs take none
                 if avatar:  # [batch, speakers, video frames, window, groups, channels]
-                    audio = torch.zeros(batch, 1, 1 + VAE_SCALE * (T - 1), WINDOW, WHISPER_GROUPS, WHISPER_CHANNELS,
+                    audio = torch.zeros(batch, 1, 1 + VAE_SCALE * (T - 1), WINDOW, *WHISPER_FEATURE,
                                         device=device_type, dtype=torch.bfloat16)
                     model(x, t, context, audio, num_cond_latents=ref + num_cond_latents, num_ref_latents=ref, **cache)
                 else:
