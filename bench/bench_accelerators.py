@@ -51,7 +51,8 @@ def time_variants(name, variants, rounds, device):
         step()
         print(f"  {name}: {label} warm-up {time.perf_counter() - t0:.1f} s", flush=True)
     print(f"{name}:")
-    print("\n".join("  " + line for line in summary(interleaved(variants, device, rounds, warmup=0), baseline="sdpa")))
+    for line in summary(interleaved(variants, device, rounds, warmup=0), baseline="sdpa"):
+        print("  " + line)
 
 
 def step_variants(model, x, t, context, compile_model):

@@ -1,6 +1,6 @@
 """CPU step time of today's DiT against the DiT of an earlier commit (default: before the per-token work ran over
-chunks of frames), same weights, same inputs, measured in one run, alternating the two; min and median of each and of the
-ratios paired by round.
+chunks of frames), same weights, same inputs, measured in one run, alternating the two; min and median of each
+and of the ratios paired by round.
 
 The shape is scaled down (CPU: hidden 1024, 6,144 tokens in 24 latent frames as at 480p / 93 frames) and runs
 with the DiT's own chunking rules: self-attention in 3 chunks of 2,048 tokens (MIN_CHUNK_TOKENS), the rest in 3.
@@ -21,7 +21,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import BEFORE_CHUNKED_DIT, core_module_at, device_name, load_pack, random_inputs, summary  # noqa: E402
+from bench_common import BEFORE_CHUNKED_DIT, core_module_at, device_name, load_pack, random_inputs, \
+    summary  # noqa: E402
 
 load_pack()
 from longcat_pack.nodes.core import frame_chunks  # noqa: E402
@@ -57,8 +58,8 @@ def main():
     x, context = random_inputs(CONFIG, LATENT, dtype, device)
     t = torch.tensor([700.0])
     print(f"device: {device_name(device)}; {args.dtype}, hidden {CONFIG['hidden_size']}, depth {CONFIG['depth']}, "
-          f"{tokens} tokens in {T} frames; MIN_CHUNK_TOKENS {frame_chunks.MIN_CHUNK_TOKENS}: self-attention in {counts[0]} "
-          f"chunks, the rest in {counts[1]}")
+          f"{tokens} tokens in {T} frames; MIN_CHUNK_TOKENS {frame_chunks.MIN_CHUNK_TOKENS}: self-attention in "
+          f"{counts[0]} chunks, the rest in {counts[1]}")
 
     times = {"today": [], "before": []}
     cpu_times = {"today": [], "before": []}
@@ -75,7 +76,8 @@ def main():
     scale = outputs["before"].abs().max().item()
     for label, measured in (("wall", times), ("CPU", cpu_times)):
         print(f"one step, {label} time (target: today <= 1.05x {args.against}):")
-        print("\n".join("  " + line for line in summary(measured, baseline="before", scale=1, unit="s")))
+        for line in summary(measured, baseline="before", scale=1, unit="s"):
+            print("  " + line)
     print(f"outputs: max abs difference {diff:.2e} (max |out| {scale:.2f})")
 
 

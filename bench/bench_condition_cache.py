@@ -2,8 +2,9 @@
 the condition frames run too (the reference without its KV cache), from the condition cache on the device, and from
 the cache offloaded to CPU memory (the reference's offload_kv_cache: pinned on CUDA, each block's k and v copied
 in while the block before runs). All three give the same noisy-frame output (checked here). Rounds interleave the
-three; min and median per way, and of the ratios to the on-device cache paired by round. Full size (48 blocks, bf16) on a GPU; a scaled-down model and grid on CPU, where
-"offloaded" only measures the bookkeeping (the CPU is the device's memory already).
+three; min and median per way, and of the ratios to the on-device cache paired by round. Full size (48 blocks,
+bf16) on a GPU; a scaled-down model and grid on CPU, where "offloaded" only measures the bookkeeping (the CPU is the
+device's memory already).
 Usage: python bench/bench_condition_cache.py [rounds]
 """
 import os
@@ -63,7 +64,8 @@ def main(rounds=9):
                 for store in ([], ConditionCache(True).new_store())]
     cache_mib = sum(p.nbytes for kv in offloaded.kv.blocks for p in kv) / 2 ** 20
     offloaded.release()
-    print("\n".join(summary(times, baseline="step, cache on the device")))
+    for line in summary(times, baseline="step, cache on the device"):
+        print(line)
     print(f"filling the cache (once per run): on the device {fill[0]:.3f} s, into CPU memory {fill[1]:.3f} s")
     print(f"condition cache: {cache_mib:.1f} MiB ({rounds} interleaved rounds)")
     print(f"max abs difference of the noisy frames between the three ways: {difference:.2e}")

@@ -54,7 +54,8 @@ def main():
     print(f"device: {device_name(cpu)}; {args.rounds} interleaved rounds after one warm-up round")
     for name, samples in times.items():
         print(f"{name}:")
-        print("\n".join("  " + line for line in summary(samples, baseline=f"width {DEMO_VAE_DIM}", scale=1, unit="s")))
+        for line in summary(samples, baseline=f"width {DEMO_VAE_DIM}", scale=1, unit="s"):
+            print("  " + line)
     print(f"one demo DiT forward (9 frames at 64x64): {step * 1e3:.0f} ms")
 
 

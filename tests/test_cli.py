@@ -255,13 +255,17 @@ def wait_for_history(url, timeout=600):
     raise TimeoutError(f"nothing finished on {url} in {timeout} s")
 
 
+def ignoring_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_ui(comfyui_root, demo_home, port, sigint_ignored=False):
     """`run --ui` in a process of its own; returns (process, the lines it has printed so far, kept growing).
     `sigint_ignored`: started as a non-interactive shell starts a background job (`cmd &`)."""
     proc = subprocess.Popen([sys.executable, "-m", "nodes.cli", "run", "--ui", "--port", str(port), "--comfyui",
                              str(comfyui_root), "--demo-dir", str(demo_home)], cwd=PACK_ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None)
+                            preexec_fn=ignoring_sigint if sigint_ignored else None)
     lines = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     deadline = time.time() + 300
